@@ -1,0 +1,1 @@
+"""The Telzino integration: SIP registration status of Telzino AI phone agents."""

@@ -1,0 +1,494 @@
+"""A fake Telzino API server for the tests and for running Home Assistant locally.
+
+It serves the endpoints the integration uses, holds agents and their SIP
+registration state, injects faults per endpoint and per agent, and counts
+requests. Tests drive it through `FakeTelzino`'s methods; a running Home
+Assistant is driven from outside through the control API under `/_fake/`.
+
+Run on its own: `python -m tests.fake_telzino --port 8787 --demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+import json
+import math
+import secrets
+import time
+from typing import Any, Final
+import uuid
+
+from aiohttp import web
+
+# The endpoints the counters and faults are keyed on.
+TOKEN: Final = "token"  # an endpoint name
+AGENTS: Final = "agents"
+AGENT: Final = "agent"
+STATUS: Final = "status"
+ENDPOINTS: Final = (TOKEN, AGENTS, AGENT, STATUS)
+
+# Every documented state with its code and the message the API gives with it.
+STATES: Final[dict[str, tuple[int, str]]] = {
+    "NOT_REGISTERED_STATE": (0, "Not registered"),
+    "REGISTERING_STATE": (1, "Registering"),
+    "AUTHENTICATING_STATE": (2, "Authenticating"),
+    "REGISTERED_STATE": (3, "Successfully registered"),
+    "REGISTER_TIMEOUT_STATE": (4, "Registration timed out: no reply received"),
+    "INTERNAL_ERROR_STATE": (5, "Internal error"),
+    "WRONG_CREDENTIALS_STATE": (6, "Registrar rejected the credentials"),
+    "REGISTRAR_ERROR_STATE": (7, "Error reply from the registrar"),
+    "NOT_FOUND": (0, "Registration not found"),
+}
+CONTROL_PREFIX: Final = "/_fake"
+
+
+@dataclass
+class FakeAgent:
+    """An agent and its registration as the fake API reports them."""
+
+    id: str
+    name: str
+    organization_id: str = "00000000-0000-4000-8000-000000000001"
+    status: str = "active"
+    state: str = "REGISTERED_STATE"
+    # Set only for states outside STATES (codes 8 and 9 are undocumented).
+    state_code: int | None = None
+    enabled: bool = True
+    registration_timeout: int = 3600
+    last_register_sent: float | None = None
+    expires: float | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class Fault:
+    """What to do instead of (or before) answering normally."""
+
+    status: int | None = None
+    body: str | None = None
+    content_type: str = "application/json"
+    retry_after: str | None = None
+    latency: float = 0.0
+    # "close": drop the connection before answering; "mid_body": after headers.
+    drop: str | None = None
+    # Send the body in chunks without a Content-Length.
+    chunked: bool = False
+    # How many requests the fault applies to; None: until cleared.
+    times: int | None = None
+
+
+@dataclass
+class Stats:
+    """Request counters for the assertions of tests and benchmarks."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class FakeTelzino:
+    """State and behaviour of the fake API, independent of how it is served."""
+
+    def __init__(
+        self,
+        *,
+        token_lifetime: int = 86400,
+        latency: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Start with no agents and one known client."""
+        self.clients: dict[str, str] = {"test-client-id": "test-client-secret"}
+        self.tokens: dict[str, float] = {}
+        self.token_lifetime = token_lifetime
+        self.latency = latency
+        self.clock = clock
+        self.agents: dict[str, FakeAgent] = {}
+        self.faults: dict[tuple[str, str | None], Fault] = {}
+        # Pagination fields to leave out, to exercise clients' fallbacks.
+        self.pagination_omit: set[str] = set()
+        self.stats = Stats()
+        self.app = self._build_app()
+
+    # Python interface for tests ------------------------------------------------
+
+    def add_agent(
+        self, name: str, agent_id: str | None = None, **fields: Any
+    ) -> FakeAgent:
+        """Add an agent (registered unless `state` says otherwise)."""
+        agent = FakeAgent(id=agent_id or str(uuid.uuid4()), name=name)
+        self.agents[agent.id] = agent
+        self.set_state(agent.id, fields.pop("state", agent.state), **fields)
+        return agent
+
+    def add_agents(self, count: int, prefix: str = "Agent") -> list[FakeAgent]:
+        """Add `count` registered agents with numbered names."""
+        return [self.add_agent(f"{prefix} {index:03d}") for index in range(count)]
+
+    def set_state(self, agent_id: str, state: str, **fields: Any) -> None:
+        """Set an agent's registration state, with consistent times and message."""
+        agent = self.agents[agent_id]
+        agent.state = state
+        now = self.clock()
+        agent.last_register_sent = now if state != "NOT_FOUND" else None
+        agent.expires = (
+            now + agent.registration_timeout if state == "REGISTERED_STATE" else None
+        )
+        agent.error_message = None
+        agent.state_code = None
+        for name, value in fields.items():
+            if not hasattr(agent, name):
+                raise AttributeError(f"FakeAgent has no field {name!r}")
+            setattr(agent, name, value)
+
+    def add_token(self, token: str | None = None, lifetime: float | None = None) -> str:
+        """Issue an access token, as a user would paste one."""
+        token = token or secrets.token_urlsafe(24)
+        self.tokens[token] = self.clock() + (
+            self.token_lifetime if lifetime is None else lifetime
+        )
+        return token
+
+    def expire_tokens(self) -> None:
+        """Make every issued token invalid, as if all had expired."""
+        self.tokens.clear()
+
+    def inject(self, endpoint: str, agent_id: str | None = None, **fault: Any) -> Fault:
+        """Inject a fault for an endpoint, optionally for one agent only."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        self.faults[endpoint, agent_id] = injected = Fault(**fault)
+        return injected
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        self.faults.clear()
+
+    def reset_stats(self) -> None:
+        """Zero the request counters."""
+        self.stats = Stats()
+
+    # HTTP -----------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._count_middleware])
+        app.router.add_post("/oauth/token", self._handle_token)
+        app.router.add_get("/v1/agents", self._handle_agents)
+        app.router.add_get("/v1/agents/{agent_id}", self._handle_agent)
+        app.router.add_get(
+            "/v1/agents/{agent_id}/sip/registration/status", self._handle_status
+        )
+        _add_control_routes(app, self)
+        return app
+
+    @web.middleware
+    async def _count_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        stats = self.stats
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            stats.in_flight -= 1
+
+    async def _apply_fault(
+        self, request: web.Request, endpoint: str, agent_id: str | None = None
+    ) -> web.StreamResponse | None:
+        """Count the request, wait the latency, answer with a fault if one is set."""
+        self.stats.requests[endpoint] += 1
+        key = (endpoint, agent_id)
+        fault = self.faults.get(key) or self.faults.get((endpoint, None))
+        if fault is not None and fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                self.faults = {k: v for k, v in self.faults.items() if v is not fault}
+        latency = self.latency + (fault.latency if fault else 0.0)
+        if latency:
+            await asyncio.sleep(latency)
+        if fault is None or (
+            fault.status is None and fault.body is None and not fault.drop
+        ):
+            return None
+        if fault.drop == "close":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        body = (fault.body if fault.body is not None else "").encode()
+        if fault.chunked:
+            response = web.StreamResponse(status=fault.status or 200, headers=headers)
+            response.content_type = fault.content_type
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for start in range(0, len(body), 65536):
+                await response.write(body[start : start + 65536])
+            await response.write_eof()
+            return response
+        if fault.drop == "mid_body":
+            response = web.StreamResponse(status=fault.status or 200, headers=headers)
+            response.content_length = len(body) + 1000
+            response.content_type = fault.content_type
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        return web.Response(
+            status=fault.status or 200,
+            body=body,
+            headers={**headers, "Content-Type": fault.content_type},
+        )
+
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        expiry = self.tokens.get(token)
+        return scheme == "Bearer" and expiry is not None and self.clock() < expiry
+
+    async def _handle_token(self, request: web.Request) -> web.StreamResponse:
+        if (faulted := await self._apply_fault(request, TOKEN)) is not None:
+            return faulted
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid_request")
+        if not isinstance(body, dict) or body.get("grant_type") != "client_credentials":
+            return _error(400, "unsupported_grant_type")
+        if body.get("audience") != "https://api.telzino.com/":
+            return _error(403, "invalid_audience")
+        client_id = body.get("client_id")
+        if not isinstance(client_id, str) or self.clients.get(client_id) != body.get(
+            "client_secret"
+        ):
+            return _error(401, "access_denied")
+        token = self.add_token()
+        return web.json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+            }
+        )
+
+    async def _handle_agents(self, request: web.Request) -> web.StreamResponse:
+        if (faulted := await self._apply_fault(request, AGENTS)) is not None:
+            return faulted
+        if not self._authorized(request):
+            return _error(401, "Unauthorized")
+        try:
+            page = int(request.query.get("page", "1"))
+            limit = int(request.query.get("limit", "10"))
+        except ValueError:
+            return _error(400, "Invalid parameters")
+        if page < 1 or not 1 <= limit <= 100:
+            return _error(400, "Invalid parameters")
+        agents = list(self.agents.values())
+        total_pages = max(math.ceil(len(agents) / limit), 1)
+        chunk = agents[(page - 1) * limit : page * limit]
+        pagination = {
+            "page": page,
+            "limit": limit,
+            "total": len(agents),
+            "totalPages": total_pages,
+            "hasNext": page < total_pages,
+            "hasPrev": page > 1,
+        }
+        body: dict[str, Any] = {"data": [self._agent_json(agent) for agent in chunk]}
+        if "pagination" not in self.pagination_omit:
+            body["pagination"] = {
+                key: value
+                for key, value in pagination.items()
+                if key not in self.pagination_omit
+            }
+        return web.json_response(body)
+
+    async def _handle_agent(self, request: web.Request) -> web.StreamResponse:
+        agent_id = request.match_info["agent_id"]
+        if (faulted := await self._apply_fault(request, AGENT, agent_id)) is not None:
+            return faulted
+        if not self._authorized(request):
+            return _error(401, "Unauthorized")
+        if (agent := self.agents.get(agent_id)) is None:
+            return _error(404, "Agent not found")
+        return web.json_response({"data": self._agent_json(agent)})
+
+    async def _handle_status(self, request: web.Request) -> web.StreamResponse:
+        agent_id = request.match_info["agent_id"]
+        if (faulted := await self._apply_fault(request, STATUS, agent_id)) is not None:
+            return faulted
+        if not self._authorized(request):
+            return _error(401, "Unauthorized")
+        if (agent := self.agents.get(agent_id)) is None:
+            return _error(404, "Agent not found")
+        return web.json_response({"success": True, "data": self.status_json(agent)})
+
+    def _agent_json(self, agent: FakeAgent) -> dict[str, Any]:
+        return {
+            "id": agent.id,
+            "name": agent.name,
+            "organization_id": agent.organization_id,
+            "status": agent.status,
+            "is_active": agent.status == "active",
+            "updated_at": "2026-11-01T00:00:00Z",
+        }
+
+    def status_json(self, agent: FakeAgent) -> dict[str, Any]:
+        """The `data` object of the status endpoint for an agent."""
+        code, message = STATES.get(agent.state, (agent.state_code or 9, "Unknown"))
+        if agent.state_code is not None:
+            code = agent.state_code
+        data: dict[str, Any] = {
+            "state": agent.state,
+            "stateCode": code,
+            "enabled": "yes" if agent.enabled else "no",
+            "expires": int(agent.expires) if agent.expires else 0,
+            "registrationTimeout": str(agent.registration_timeout),
+            "isRegistered": agent.state == "REGISTERED_STATE",
+            "errorMessage": agent.error_message or message,
+        }
+        if agent.last_register_sent is not None:
+            data["lastRegisterSent"] = (
+                datetime.fromtimestamp(agent.last_register_sent, UTC)
+                .isoformat()
+                .replace("+00:00", "Z")
+            )
+        return data
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
+    """HTTP control API, for driving the fake behind a running Home Assistant."""
+
+    async def get_state(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "agents": [asdict(agent) for agent in fake.agents.values()],
+                "requests": dict(fake.stats.requests),
+                "max_in_flight": fake.stats.max_in_flight,
+                "faults": [
+                    {"endpoint": endpoint, "agent_id": agent_id, **asdict(fault)}
+                    for (endpoint, agent_id), fault in fake.faults.items()
+                ],
+            }
+        )
+
+    async def post_agent(request: web.Request) -> web.Response:
+        body = await request.json()
+        agent = fake.add_agent(**body)
+        return web.json_response(asdict(agent), status=201)
+
+    async def post_state(request: web.Request) -> web.Response:
+        agent_id = request.match_info["agent_id"]
+        if agent_id not in fake.agents:
+            return _error(404, "no such agent")
+        body = await request.json()
+        fake.set_state(agent_id, **body)
+        return web.json_response(asdict(fake.agents[agent_id]))
+
+    async def delete_agent(request: web.Request) -> web.Response:
+        fake.agents.pop(request.match_info["agent_id"], None)
+        return web.Response(status=204)
+
+    async def post_fault(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            fake.inject(**body)
+        except (TypeError, ValueError) as err:
+            return _error(400, str(err))
+        return web.Response(status=204)
+
+    async def delete_faults(request: web.Request) -> web.Response:
+        fake.clear_faults()
+        return web.Response(status=204)
+
+    async def post_expire_tokens(request: web.Request) -> web.Response:
+        fake.expire_tokens()
+        return web.Response(status=204)
+
+    async def post_reset_stats(request: web.Request) -> web.Response:
+        fake.reset_stats()
+        return web.Response(status=204)
+
+    app.router.add_get(f"{CONTROL_PREFIX}/state", get_state)
+    app.router.add_post(f"{CONTROL_PREFIX}/agents", post_agent)
+    app.router.add_post(f"{CONTROL_PREFIX}/agents/{{agent_id}}/state", post_state)
+    app.router.add_delete(f"{CONTROL_PREFIX}/agents/{{agent_id}}", delete_agent)
+    app.router.add_post(f"{CONTROL_PREFIX}/faults", post_fault)
+    app.router.add_delete(f"{CONTROL_PREFIX}/faults", delete_faults)
+    app.router.add_post(f"{CONTROL_PREFIX}/tokens/expire", post_expire_tokens)
+    app.router.add_post(f"{CONTROL_PREFIX}/stats/reset", post_reset_stats)
+
+
+@asynccontextmanager
+async def serve(
+    fake: FakeTelzino, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve `fake` on host:port (0: any free port); yield its base URL."""
+    runner = web.AppRunner(fake.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # the only way to learn an OS-chosen port
+    assert isinstance(server, asyncio.Server)
+    bound_port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        await runner.cleanup()
+
+
+def seed_demo(fake: FakeTelzino) -> None:
+    """Demo agents in several states, for local runs."""
+    fake.add_agent("Front desk", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e01")
+    fake.add_agent("Sales line", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e02")
+    fake.add_agent(
+        "After-hours support",
+        "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e03",
+        state="WRONG_CREDENTIALS_STATE",
+    )
+    fake.add_agent(
+        "Warehouse", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e04", state="NOT_FOUND"
+    )
+
+
+async def _main(host: str, port: int, demo: bool) -> None:
+    fake = FakeTelzino()
+    if demo:
+        seed_demo(fake)
+    async with serve(fake, host, port) as url:
+        client_id, client_secret = next(iter(fake.clients.items()))
+        print(
+            json.dumps(
+                {"url": url, "client_id": client_id, "client_secret": client_secret}
+            ),
+            flush=True,
+        )
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--demo", action="store_true", help="seed demo agents")
+    args = parser.parse_args()
+    with suppress(KeyboardInterrupt):
+        asyncio.run(_main(args.host, args.port, args.demo))
+
+
+if __name__ == "__main__":
+    main()
