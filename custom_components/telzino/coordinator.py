@@ -1,0 +1,265 @@
+"""Polls the registration status of the watched Telzino agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .api import (
+    Agent,
+    RegistrationState,
+    RegistrationStatus,
+    TelzinoAuthenticationError,
+    TelzinoClient,
+    TelzinoConnectionError,
+    TelzinoError,
+    TelzinoForbiddenError,
+    TelzinoInvalidResponseError,
+    TelzinoNotFoundError,
+    TelzinoRateLimitedError,
+)
+from .const import (
+    AGENT_LIST_REFRESH,
+    CONF_AGENTS,
+    CONF_ALL_AGENTS,
+    CONF_SCAN_INTERVAL,
+    DASHBOARD_URL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    ISSUE_AGENT_NOT_FOUND,
+    ISSUE_WRONG_CREDENTIALS,
+    LOGGER,
+    MAX_SCAN_INTERVAL,
+)
+
+type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentData:
+    """What the last poll learned about one agent."""
+
+    name: str
+    # None when this agent's status could not be fetched: its entities are
+    # unavailable rather than stale.
+    status: RegistrationStatus | None
+    error: TelzinoError | None = None
+
+
+def issue_id(kind: str, agent_id: str) -> str:
+    """Return the repair issue ID of one agent (agent IDs are unique across entries)."""
+    return f"{kind}_{agent_id}"
+
+
+class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
+    """One coordinator per Telzino account; data is keyed by agent ID."""
+
+    config_entry: TelzinoConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: TelzinoConfigEntry, client: TelzinoClient
+    ) -> None:
+        """Read what to watch from the entry's options."""
+        self.scan_interval = timedelta(
+            seconds=entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+        )
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"Telzino {entry.title}",
+            update_interval=self.scan_interval,
+        )
+        self.client = client
+        self.all_agents: bool = entry.options.get(CONF_ALL_AGENTS, False)
+        self.watched: list[str] = list(entry.options.get(CONF_AGENTS, []))
+        # Every agent of the account by ID, from the last list pass.
+        self.account_agents: dict[str, Agent] = {}
+        self._agents_listed_at: datetime | None = None
+        self._rate_limit_streak = 0
+        self._agents_unavailable: set[str] = set()
+
+    async def _async_update_data(self) -> dict[str, AgentData]:
+        """Fetch every watched agent's status in one concurrent batch."""
+        try:
+            await self._async_refresh_agent_list()
+            results = await self.client.get_registration_statuses(self.watched)
+        except TelzinoError as err:
+            raise self._translate(err) from err
+        errors = [r for r in results.values() if isinstance(r, TelzinoError)]
+        for error in errors:
+            # The whole account is affected: the batch stopped at the first one.
+            if isinstance(error, (TelzinoAuthenticationError, TelzinoRateLimitedError)):
+                raise self._translate(error) from error
+        if errors and len(errors) == len(results):
+            first = errors[0]
+            if isinstance(first, (TelzinoConnectionError, TelzinoInvalidResponseError)):
+                raise self._translate(first) from first
+        self._rate_limit_streak = 0
+        data = {
+            agent_id: AgentData(
+                name=self._agent_name(agent_id),
+                status=None if isinstance(result, TelzinoError) else result,
+                error=result if isinstance(result, TelzinoError) else None,
+            )
+            for agent_id, result in results.items()
+        }
+        self._log_agent_availability(data)
+        self._update_repair_issues(data)
+        return data
+
+    def _agent_name(self, agent_id: str) -> str:
+        agent = self.account_agents.get(agent_id)
+        return agent.name if agent else agent_id
+
+    async def _async_refresh_agent_list(self) -> None:
+        """Re-read the agent list (names, and with all_agents what to watch) hourly."""
+        now = dt_util.utcnow()
+        if (
+            self._agents_listed_at is not None
+            and now - self._agents_listed_at < AGENT_LIST_REFRESH
+        ):
+            return
+        try:
+            agents = await self.client.get_agents()
+        except TelzinoForbiddenError:
+            if self.all_agents:
+                raise
+            # Credentials that may not list agents still poll their statuses;
+            # devices are then named by agent ID.
+            agents = []
+        except (TelzinoConnectionError, TelzinoInvalidResponseError) as err:
+            if self._agents_listed_at is None:
+                raise
+            LOGGER.debug("Keeping the known agent names: %s", err)
+            return
+        self._agents_listed_at = now
+        self.account_agents = {agent.id: agent for agent in agents}
+        if self.all_agents:
+            self.watched = list(self.account_agents)
+        self._sync_devices()
+
+    def _sync_devices(self) -> None:
+        """Rename devices whose agent was renamed; drop devices of deleted agents."""
+        registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(
+            registry, self.config_entry.entry_id
+        ):
+            agent_id = next(
+                (value for domain, value in device.identifiers if domain == DOMAIN),
+                None,
+            )
+            if agent_id is None:
+                continue
+            agent = self.account_agents.get(agent_id)
+            if agent is None:
+                if self.all_agents:
+                    LOGGER.info("Agent %s was deleted; removing its device", agent_id)
+                    registry.async_remove_device(device.id)
+                continue
+            if device.name != agent.name:
+                registry.async_update_device(device.id, name=agent.name)
+
+    def _translate(self, err: TelzinoError) -> HomeAssistantError:
+        """Map a client error to the Home Assistant error that handles it."""
+        if isinstance(err, TelzinoAuthenticationError):
+            return ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="auth_failed"
+            )
+        if isinstance(err, TelzinoRateLimitedError):
+            retry_after = err.retry_after
+            if retry_after is None:
+                # No Retry-After: back off exponentially from the poll interval.
+                retry_after = min(
+                    self.scan_interval.total_seconds() * 2**self._rate_limit_streak,
+                    MAX_SCAN_INTERVAL,
+                )
+            self._rate_limit_streak += 1
+            return UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="rate_limited",
+                translation_placeholders={"retry_after": str(round(retry_after))},
+                retry_after=retry_after,
+            )
+        if isinstance(err, TelzinoForbiddenError):
+            key = "forbidden"
+        elif isinstance(err, TelzinoInvalidResponseError):
+            key = "invalid_response"
+        else:
+            key = "cannot_connect"
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders={"error": str(err)},
+        )
+
+    def _log_agent_availability(self, data: dict[str, AgentData]) -> None:
+        """Log once when an agent's status cannot be read, and once when it can again."""
+        for agent_id, agent in data.items():
+            if agent.error is not None and agent_id not in self._agents_unavailable:
+                self._agents_unavailable.add(agent_id)
+                LOGGER.warning(
+                    "Status of agent %s (%s) is unavailable: %s",
+                    agent.name,
+                    agent_id,
+                    agent.error,
+                )
+            elif agent.error is None and agent_id in self._agents_unavailable:
+                self._agents_unavailable.discard(agent_id)
+                LOGGER.info("Status of agent %s (%s) is back", agent.name, agent_id)
+
+    def _update_repair_issues(self, data: dict[str, AgentData]) -> None:
+        for agent_id, agent in data.items():
+            wrong_credentials = (
+                agent.status is not None
+                and agent.status.state is RegistrationState.WRONG_CREDENTIALS
+            )
+            self._set_issue(
+                ISSUE_WRONG_CREDENTIALS,
+                agent_id,
+                active=wrong_credentials,
+                placeholders={"agent": agent.name, "dashboard_url": DASHBOARD_URL},
+            )
+            not_found = isinstance(agent.error, TelzinoNotFoundError)
+            if not_found and self.all_agents:
+                # Deleted from the account: the next list pass removes its device.
+                self._agents_listed_at = None
+            self._set_issue(
+                ISSUE_AGENT_NOT_FOUND,
+                agent_id,
+                active=not_found and not self.all_agents,
+                placeholders={"agent": agent.name, "agent_id": agent_id},
+                fixable=True,
+            )
+
+    def _set_issue(
+        self,
+        kind: str,
+        agent_id: str,
+        *,
+        active: bool,
+        placeholders: dict[str, str],
+        fixable: bool = False,
+    ) -> None:
+        if not active:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id(kind, agent_id))
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id(kind, agent_id),
+            is_fixable=fixable,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=kind,
+            translation_placeholders=placeholders,
+            learn_more_url=None if fixable else DASHBOARD_URL,
+            data={"entry_id": self.config_entry.entry_id, "agent_id": agent_id},
+        )

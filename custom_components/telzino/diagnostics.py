@@ -1,0 +1,48 @@
+"""Diagnostics of a Telzino config entry, with secrets redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_ACCESS_TOKEN, CONF_CLIENT_ID, CONF_CLIENT_SECRET
+from .coordinator import TelzinoConfigEntry
+
+TO_REDACT = {CONF_ACCESS_TOKEN, CONF_CLIENT_ID, CONF_CLIENT_SECRET}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: TelzinoConfigEntry
+) -> dict[str, Any]:
+    """Return what a bug report needs: settings, last poll, last errors."""
+    coordinator = entry.runtime_data
+    return {
+        "entry": {
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": dict(entry.options),
+        },
+        "coordinator": {
+            "last_update_success": coordinator.last_update_success,
+            "last_exception": repr(coordinator.last_exception)
+            if coordinator.last_exception
+            else None,
+            "update_interval": coordinator.update_interval.total_seconds()
+            if coordinator.update_interval
+            else None,
+            "all_agents": coordinator.all_agents,
+            "account_agent_count": len(coordinator.account_agents),
+        },
+        "agents": {
+            agent_id: {
+                "name": agent.name,
+                "status": asdict(agent.status) if agent.status else None,
+                "error": f"{type(agent.error).__name__}: {agent.error}"
+                if agent.error
+                else None,
+            }
+            for agent_id, agent in coordinator.data.items()
+        },
+    }
