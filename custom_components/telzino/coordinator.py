@@ -74,7 +74,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             hass,
             LOGGER,
             config_entry=entry,
-            name=f"Telzino {entry.title}",
+            name=entry.title,
             update_interval=self.scan_interval,
         )
         self.client = client
@@ -98,10 +98,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # The whole account is affected: the batch stopped at the first one.
             if isinstance(error, (TelzinoAuthenticationError, TelzinoRateLimitedError)):
                 raise self._translate(error) from error
-        if errors and len(errors) == len(results):
-            first = errors[0]
-            if isinstance(first, (TelzinoConnectionError, TelzinoInvalidResponseError)):
-                raise self._translate(first) from first
+        if (
+            errors
+            and len(errors) == len(results)
+            and not any(isinstance(error, TelzinoNotFoundError) for error in errors)
+        ):
+            # Nothing could be read: an API outage, logged once as such.
+            raise self._translate(errors[0]) from errors[0]
         self._rate_limit_streak = 0
         data = {
             agent_id: AgentData(

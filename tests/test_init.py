@@ -1,0 +1,555 @@
+"""Setup, polling, availability, repairs and devices, against the fake API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.telzino.const import DOMAIN
+from tests.conftest import FRONT_DESK, SALES_LINE, make_entry, poll, setup_entry
+from tests.fake_telzino import AGENTS, STATUS, TOKEN, FakeTelzino
+
+FRONT_REGISTERED = "binary_sensor.front_desk_registered"
+FRONT_STATE = "sensor.front_desk_registration_state"
+FRONT_EXPIRES = "sensor.front_desk_registration_expires"
+FRONT_EVENT = "event.front_desk_registration"
+SALES_REGISTERED = "binary_sensor.sales_line_registered"
+
+
+async def test_entities(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Each agent is a device with its registration entities."""
+    entries = er.async_entries_for_config_entry(
+        entity_registry, init_integration.entry_id
+    )
+    assert sorted(entry.entity_id for entry in entries) == snapshot(name="entity_ids")
+    for entity_entry in entries:
+        assert entity_entry == snapshot(name=f"{entity_entry.entity_id}-entry")
+        state = hass.states.get(entity_entry.entity_id)
+        if entity_entry.disabled_by is None:
+            assert state == snapshot(name=f"{entity_entry.entity_id}-state")
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), init_integration.entry_id
+    )
+    assert device == snapshot(name="device")
+
+
+async def test_setup_and_poll_call_budget(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """100 agents: 1 token, one list pass, then exactly 100 status requests a poll."""
+    agent_ids = [agent.id for agent in fake.add_agents(100)]
+    entry = await setup_entry(hass, make_entry(fake_url, agent_ids))
+    assert entry.state is ConfigEntryState.LOADED
+    assert fake.stats.requests == {TOKEN: 1, AGENTS: 1, STATUS: 100}
+
+    for _ in range(3):
+        fake.reset_stats()
+        await poll(hass, freezer)
+        assert fake.stats.requests == {STATUS: 100}
+    assert hass.states.get("binary_sensor.agent_099_registered").state == STATE_ON
+
+
+async def test_state_changes_show_at_the_next_poll(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    assert hass.states.get(FRONT_STATE).state == "registered"
+    assert hass.states.get(FRONT_EXPIRES).state == "2026-11-18T12:06:40+00:00"
+
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_OFF
+    assert hass.states.get(FRONT_STATE).state == "register_timeout"
+    # Not registered: the expiry is unknown, never 1970.
+    assert hass.states.get(FRONT_EXPIRES).state == STATE_UNKNOWN
+    assert hass.states.get(SALES_REGISTERED).state == STATE_ON
+
+
+async def test_unknown_state_reads_as_not_registered(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    fake.set_state(FRONT_DESK, "FUTURE_STATE", state_code=9)
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_OFF
+    assert hass.states.get(FRONT_STATE).state == "unknown"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {
+            "status": 502,
+            "body": "<html>Bad gateway</html>",
+            "content_type": "text/html",
+        },
+        {"status": 200, "body": "not json"},
+        {"status": 403},
+    ],
+)
+async def test_api_failure_makes_entities_unavailable_then_recovers(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    fault: dict[str, object],
+) -> None:
+    caplog.set_level(logging.INFO)
+    fake.inject(STATUS, **fault)
+    for _ in range(3):
+        await poll(hass, freezer)
+        for entity_id in (FRONT_REGISTERED, FRONT_STATE, SALES_REGISTERED, FRONT_EVENT):
+            assert hass.states.get(entity_id).state == STATE_UNAVAILABLE
+
+    fake.clear_faults()
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    assert hass.states.get(SALES_REGISTERED).state == STATE_ON
+    # One line for the outage, one for the recovery, no traceback above debug.
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.telzino")]
+    assert [r.levelno for r in ours if r.levelno >= logging.WARNING] == [logging.ERROR]
+    assert sum("recovered" in r.getMessage() for r in ours) == 1
+    assert not any(r.exc_info for r in ours if r.levelno > logging.DEBUG)
+
+
+async def test_one_agent_failing_leaves_the_others_updating(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.inject(STATUS, FRONT_DESK, status=200, body='{"data": {"state": 5}}')
+    fake.set_state(SALES_LINE, "REGISTRAR_ERROR_STATE")
+    await poll(hass, freezer)
+    await poll(hass, freezer)
+
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
+    assert hass.states.get(SALES_REGISTERED).state == STATE_OFF
+    assert caplog.text.count("Status of agent Front desk") == 1
+
+    fake.clear_faults()
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    assert f"Status of agent Front desk ({FRONT_DESK}) is back" in caplog.text
+
+
+async def test_expired_token_starts_reauth(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    token = fake.add_token("pasted-token")
+    entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
+    assert entry.state is ConfigEntryState.LOADED
+
+    fake.expire_tokens()
+    await poll(hass, freezer)
+
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == entry.entry_id
+
+
+async def test_revoked_token_with_client_credentials_renews_silently(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    fake.expire_tokens()
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    assert fake.stats.requests[TOKEN] == 2
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+async def test_rejected_credentials_at_setup_start_reauth(
+    hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
+) -> None:
+    fake.clients.clear()
+    entry = await setup_entry(hass, make_entry(fake_url, agents))
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+async def test_unreachable_api_at_setup_retries(
+    hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
+) -> None:
+    fake.inject(AGENTS, status=503)
+    entry = await setup_entry(hass, make_entry(fake_url, agents))
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_rate_limit_waits_for_retry_after(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    fake.inject(STATUS, status=429, retry_after="300", times=1)
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
+
+    fake.reset_stats()
+    await poll(hass, freezer, 298)
+    assert fake.stats.requests[STATUS] == 0  # no request before Retry-After passed
+    await poll(hass, freezer, 3)
+    assert fake.stats.requests[STATUS] == 2
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+
+
+async def test_rate_limit_without_retry_after_backs_off(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Without Retry-After the delay doubles from the poll interval, capped at 1 h."""
+    fake.inject(STATUS, status=429)
+    await poll(hass, freezer)
+    for delay in (60, 120, 240, 480, 960, 1920, 3600, 3600):
+        fake.reset_stats()
+        # The coordinator aligns its timer to the second: allow that much.
+        await poll(hass, freezer, delay - 2)
+        assert fake.stats.requests[STATUS] == 0
+        await poll(hass, freezer, 3)
+        assert fake.stats.requests[STATUS] == 2
+
+    fake.clear_faults()
+    await poll(hass, freezer, 3600)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    # Back to the normal interval, and the backoff starts over next time.
+    fake.reset_stats()
+    await poll(hass, freezer)
+    assert fake.stats.requests[STATUS] == 2
+
+
+async def test_deleted_agent_raises_fixable_repair(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    del fake.agents[SALES_LINE]
+    await poll(hass, freezer)
+
+    assert hass.states.get(SALES_REGISTERED).state == STATE_UNAVAILABLE
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    issue = issue_registry.async_get_issue(DOMAIN, f"agent_not_found_{SALES_LINE}")
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.translation_placeholders == {
+        "agent": "Sales line",
+        "agent_id": SALES_LINE,
+    }
+
+    # The fix flow stops watching the agent and removes its device.
+    assert await async_setup_component(hass, "repairs", {})
+    from homeassistant.components.repairs import repairs_flow_manager
+
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    flow = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    assert flow["step_id"] == "confirm"
+    result = await manager.async_configure(flow["flow_id"], {})
+    assert result["type"] == "create_entry"
+    await hass.async_block_till_done()
+
+    assert init_integration.options["agents"] == [FRONT_DESK]
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert (
+        device_registry.async_get_device_by_identifier(
+            (DOMAIN, SALES_LINE), init_integration.entry_id
+        )
+        is None
+    )
+    assert hass.states.get(SALES_REGISTERED) is None
+    assert issue_registry.async_get_issue(DOMAIN, issue.issue_id) is None
+
+
+async def test_repair_flow_of_a_removed_entry_aborts(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    from custom_components.telzino.repairs import async_create_fix_flow
+
+    flow = await async_create_fix_flow(
+        hass, "x", {"entry_id": "gone", "agent_id": SALES_LINE}
+    )
+    flow.hass = hass
+    result = await flow.async_step_init()
+    assert result["type"] == "abort"
+    assert result["reason"] == "entry_removed"
+
+
+async def test_wrong_sip_credentials_raise_and_clear_a_repair(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    issue_id = f"wrong_credentials_{FRONT_DESK}"
+    fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+    await poll(hass, freezer)
+
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert not issue.is_fixable
+    assert issue.translation_key == "wrong_credentials"
+    assert issue.translation_placeholders["agent"] == "Front desk"
+    assert hass.states.get(FRONT_STATE).state == "wrong_credentials"
+
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_events_fire_on_transitions_only(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    def last_event() -> tuple[str, dict[str, object]]:
+        state = hass.states.get(FRONT_EVENT)
+        return state.attributes["event_type"], {
+            key: state.attributes[key] for key in ("previous_state", "state", "message")
+        }
+
+    # The first poll after start only learns the state.
+    assert hass.states.get(FRONT_EVENT).state == STATE_UNKNOWN
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_EVENT).state == STATE_UNKNOWN
+
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    assert last_event() == (
+        "lost",
+        {
+            "previous_state": "registered",
+            "state": "register_timeout",
+            "message": "Registration timed out: no reply received",
+        },
+    )
+    fired = hass.states.get(FRONT_EVENT).state
+
+    await poll(hass, freezer)  # same state: nothing new
+    assert hass.states.get(FRONT_EVENT).state == fired
+
+    fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+    await poll(hass, freezer)
+    assert last_event()[0] == "changed"
+
+    # Unreadable for a while, then registered: compared with the last known state.
+    fake.inject(STATUS, FRONT_DESK, status=500)
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_EVENT).state == STATE_UNAVAILABLE
+    fake.clear_faults()
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert last_event() == (
+        "registered",
+        {
+            "previous_state": "wrong_credentials",
+            "state": "registered",
+            "message": "Successfully registered",
+        },
+    )
+    assert hass.states.get("event.sales_line_registration").state == STATE_UNKNOWN
+
+
+async def test_all_agents_follows_the_account(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    entry = await setup_entry(hass, make_entry(fake_url, agents, all_agents=True))
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+
+    new = fake.add_agent("Night line")
+    del fake.agents[SALES_LINE]
+    fake.agents[FRONT_DESK].name = "Reception"
+    await poll(hass, freezer)
+    # The list is re-read hourly; a 404 brings that forward to the next poll.
+    assert hass.states.get("binary_sensor.night_line_registered") is None
+    await poll(hass, freezer)
+
+    assert hass.states.get("binary_sensor.night_line_registered").state == STATE_ON
+    assert hass.states.get(SALES_REGISTERED) is None
+    assert (
+        device_registry.async_get_device_by_identifier(
+            (DOMAIN, SALES_LINE), entry.entry_id
+        )
+        is None
+    )
+    assert (
+        device_registry.async_get_device_by_identifier(
+            (DOMAIN, FRONT_DESK), entry.entry_id
+        ).name
+        == "Reception"
+    )
+    assert (
+        device_registry.async_get_device_by_identifier(
+            (DOMAIN, new.id), entry.entry_id
+        ).name
+        == "Night line"
+    )
+
+    # An agent that comes back gets its entities back.
+    fake.add_agent("Sales line", SALES_LINE)
+    await poll(hass, freezer, 3600)
+    assert hass.states.get(SALES_REGISTERED).state == STATE_ON
+
+
+async def test_agent_names_refresh_hourly(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    fake.agents[FRONT_DESK].name = "Reception"
+    fake.reset_stats()
+    await poll(hass, freezer, 3599)
+    assert fake.stats.requests[AGENTS] == 0
+
+    # A failing list pass keeps the known names and does not fail the poll.
+    fake.inject(AGENTS, status=503, times=1)
+    await poll(hass, freezer, 60)
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), init_integration.entry_id
+    )
+    assert device.name == "Front desk"
+
+    await poll(hass, freezer, 60)
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), init_integration.entry_id
+    )
+    assert device.name == "Reception"
+
+
+async def test_credentials_that_cannot_list_agents(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Watched agents are still polled; their devices are named by ID."""
+    fake.inject(AGENTS, status=403)
+    entry = await setup_entry(hass, make_entry(fake_url, agents))
+    assert entry.state is ConfigEntryState.LOADED
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), entry.entry_id
+    )
+    assert device.name == FRONT_DESK
+
+    # Watching all agents needs the list: without it the poll fails.
+    all_entry = await setup_entry(hass, make_entry(fake_url, [], all_agents=True))
+    assert all_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_unload_and_remove(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+    await poll(hass, freezer)
+    assert issue_registry.async_get_issue(DOMAIN, f"wrong_credentials_{FRONT_DESK}")
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
+
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert not issue_registry.async_get_issue(DOMAIN, f"wrong_credentials_{FRONT_DESK}")
+
+
+async def test_only_unwatched_devices_can_be_deleted(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    from custom_components.telzino import async_remove_config_entry_device
+
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), init_integration.entry_id
+    )
+    assert not await async_remove_config_entry_device(hass, init_integration, device)
+
+    hass.config_entries.async_update_entry(
+        init_integration,
+        options={**init_integration.options, "agents": [SALES_LINE]},
+    )
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert await async_remove_config_entry_device(hass, init_integration, device)
+
+
+async def test_foreign_devices_are_left_alone(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    entry = make_entry(fake_url, agents, all_agents=True)
+    entry.add_to_hass(hass)
+    other = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={("other", "x")}
+    )
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert device_registry.async_get(other.id) is not None
+    await poll(hass, freezer, timedelta(hours=1).total_seconds())
+    assert device_registry.async_get(other.id) is not None
