@@ -488,6 +488,12 @@ async def test_credentials_that_cannot_list_agents(
         (DOMAIN, FRONT_DESK), entry.entry_id
     )
     assert device.name == FRONT_DESK
+    await poll(hass, freezer, 3600)
+    assert device_registry.async_get(device.id) is not None
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{FRONT_DESK}_registered"
+    )
+    assert hass.states.get(entity_id).state == STATE_ON
 
     # Watching all agents needs the list: without it the poll fails.
     all_entry = await setup_entry(hass, make_entry(fake_url, [], all_agents=True))
@@ -509,9 +515,18 @@ async def test_unload_and_remove(
     assert init_integration.state is ConfigEntryState.NOT_LOADED
     assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
 
+    ir.async_create_issue(
+        hass,
+        "other",
+        "other_issue",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="x",
+    )
     await hass.config_entries.async_remove(init_integration.entry_id)
     await hass.async_block_till_done()
     assert not issue_registry.async_get_issue(DOMAIN, f"wrong_credentials_{FRONT_DESK}")
+    assert issue_registry.async_get_issue("other", "other_issue")
 
 
 async def test_only_unwatched_devices_can_be_deleted(
@@ -553,3 +568,44 @@ async def test_foreign_devices_are_left_alone(
     assert device_registry.async_get(other.id) is not None
     await poll(hass, freezer, timedelta(hours=1).total_seconds())
     assert device_registry.async_get(other.id) is not None
+
+
+async def test_no_event_for_the_first_state_after_an_unreadable_start(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    fake.inject(STATUS, FRONT_DESK, status=500)
+    await setup_entry(hass, make_entry(fake_url, agents))
+    assert hass.states.get(FRONT_EVENT).state == STATE_UNAVAILABLE
+
+    fake.clear_faults()
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_EVENT).state == STATE_UNKNOWN
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert hass.states.get(FRONT_EVENT).attributes["event_type"] == "registered"
+
+
+async def test_repair_flow_when_the_device_is_already_gone(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    from custom_components.telzino.repairs import async_create_fix_flow
+
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, SALES_LINE), init_integration.entry_id
+    )
+    device_registry.async_remove_device(device.id)
+    flow = await async_create_fix_flow(
+        hass, "x", {"entry_id": init_integration.entry_id, "agent_id": SALES_LINE}
+    )
+    flow.hass = hass
+    result = await flow.async_step_confirm({})
+    assert result["type"] == "create_entry"
+    await hass.async_block_till_done()
+    assert init_integration.options["agents"] == [FRONT_DESK]

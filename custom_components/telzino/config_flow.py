@@ -151,6 +151,7 @@ async def _async_connect(
     """Check the credentials; return a client and the agents (None: may not list)."""
     try:
         client = create_client(hass, data)
+        data[CONF_API_URL] = client.api_url  # store it normalized
         await client.authenticate()
         try:
             return client, await client.get_agents()

@@ -26,7 +26,7 @@ async def async_get_config_entry_diagnostics(
         },
         "coordinator": {
             "last_update_success": coordinator.last_update_success,
-            "last_exception": repr(coordinator.last_exception)
+            "last_exception": str(coordinator.last_exception)
             if coordinator.last_exception
             else None,
             "update_interval": coordinator.update_interval.total_seconds()

@@ -1,0 +1,65 @@
+"""Diagnostics: useful for a bug report, with every secret removed."""
+
+from __future__ import annotations
+
+import json
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+
+from tests.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SALES_LINE,
+    make_entry,
+    poll,
+    setup_entry,
+)
+from tests.fake_telzino import STATUS, FakeTelzino
+
+
+async def test_diagnostics_redact_secrets(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    freezer: FrozenDateTimeFactory,
+    snapshot: SnapshotAssertion,
+) -> None:
+    entry = await setup_entry(hass, make_entry(fake_url, agents))
+    fake.inject(STATUS, SALES_LINE, status=404)
+    await poll(hass, freezer)
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    assert diagnostics == snapshot(exclude=lambda prop, path: prop == "api_url")
+    dumped = json.dumps(diagnostics)
+    for secret in (CLIENT_ID, CLIENT_SECRET, *fake.tokens):
+        assert secret not in dumped
+    assert diagnostics["agents"][SALES_LINE]["error"].startswith("TelzinoNotFoundError")
+
+
+async def test_diagnostics_of_a_token_entry(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+) -> None:
+    token = fake.add_token("a-pasted-access-token")
+    entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
+    fake.inject(STATUS, status=500)
+    await entry.runtime_data.async_refresh()
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    assert diagnostics["entry"]["data"]["access_token"] == "**REDACTED**"
+    assert "a-pasted-access-token" not in json.dumps(diagnostics)
+    assert diagnostics["coordinator"]["last_update_success"] is False
+    assert "HTTP 500" in diagnostics["coordinator"]["last_exception"]
