@@ -1,0 +1,136 @@
+"""The fake Telzino API's control interface, used to drive a running Home Assistant."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import aiohttp
+import pytest
+
+from tests.fake_telzino import FakeTelzino
+
+
+async def test_http_control_interface(
+    fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
+) -> None:
+    control = f"{fake_url}/_fake"
+    async with session.post(f"{control}/agents", json={"name": "Lobby"}) as response:
+        assert response.status == 201
+        agent_id = (await response.json())["id"]
+    async with session.post(
+        f"{control}/agents/{agent_id}/state", json={"state": "WRONG_CREDENTIALS_STATE"}
+    ) as response:
+        assert (await response.json())["state"] == "WRONG_CREDENTIALS_STATE"
+    async with session.post(
+        f"{control}/agents/unknown/state", json={"state": "NOT_FOUND"}
+    ) as response:
+        assert response.status == 404
+    async with session.post(
+        f"{control}/faults", json={"endpoint": "status", "status": 503, "times": 1}
+    ) as response:
+        assert response.status == 204
+    async with session.post(f"{control}/faults", json={"endpoint": "nope"}) as response:
+        assert response.status == 400
+
+    token = fake.add_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    status_url = f"{fake_url}/v1/agents/{agent_id}/sip/registration/status"
+    async with session.get(status_url, headers=headers) as response:
+        assert response.status == 503  # the injected fault, once
+    async with session.get(status_url, headers=headers) as response:
+        body = await response.json()
+        assert body["data"]["state"] == "WRONG_CREDENTIALS_STATE"
+        assert body["data"]["isRegistered"] is False
+
+    async with session.get(f"{control}/state") as response:
+        state = await response.json()
+    assert state["requests"] == {"status": 2}
+    assert state["faults"] == []
+    assert [agent["name"] for agent in state["agents"]] == ["Lobby"]
+
+    async with session.post(f"{control}/tokens/expire") as response:
+        assert response.status == 204
+    async with session.get(status_url, headers=headers) as response:
+        assert response.status == 401
+    async with session.post(
+        f"{control}/faults", json={"endpoint": "agents", "status": 500}
+    ) as response:
+        assert response.status == 204
+    assert fake.faults
+    async with session.delete(f"{control}/faults") as response:
+        assert response.status == 204
+    assert fake.faults == {}
+    async with session.post(f"{control}/stats/reset") as response:
+        assert response.status == 204
+    assert not fake.stats.requests
+    async with session.delete(f"{control}/agents/{agent_id}") as response:
+        assert response.status == 204
+    assert fake.agents == {}
+
+
+async def test_token_endpoint_validates_the_request(
+    fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
+) -> None:
+    url = f"{fake_url}/oauth/token"
+    good = {
+        "client_id": "test-client-id",
+        "client_secret": "test-client-secret",
+        "audience": "https://api.telzino.com/",
+        "grant_type": "client_credentials",
+    }
+    for body, status in [
+        (good, 200),
+        ({**good, "grant_type": "password"}, 400),
+        ({**good, "audience": "https://api.telzino.com"}, 403),
+        ({**good, "client_secret": "wrong"}, 401),
+    ]:
+        async with session.post(url, json=body) as response:
+            assert response.status == status
+    async with session.post(url, data="not json") as response:
+        assert response.status == 400
+
+
+async def test_agent_list_rejects_bad_parameters(
+    fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
+) -> None:
+    headers = {"Authorization": f"Bearer {fake.add_token()}"}
+    for query in ("page=0", "limit=101", "page=x"):
+        async with session.get(f"{fake_url}/v1/agents?{query}", headers=headers) as r:
+            assert r.status == 400
+
+
+def test_unknown_fields_and_endpoints_are_refused(fake: FakeTelzino) -> None:
+    agent = fake.add_agent("Lobby")
+    with pytest.raises(AttributeError):
+        fake.set_state(agent.id, "REGISTERED_STATE", colour="blue")
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        fake.inject("nope")
+
+
+async def test_runs_on_its_own(socket_enabled: None) -> None:
+    """`python -m tests.fake_telzino --demo` serves demo agents and prints how."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fake_telzino",
+        "--port",
+        "0",
+        "--demo",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        info = json.loads(line)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{info['url']}/_fake/state") as response,
+        ):
+            state = await response.json()
+        assert len(state["agents"]) == 4
+        assert info["client_id"] == "test-client-id"
+    finally:
+        process.terminate()
+        await process.wait()
