@@ -1,0 +1,118 @@
+"""The registration-lost blueprint, loaded by Home Assistant's blueprint integration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import async_mock_service
+
+from tests.conftest import FRONT_DESK, make_entry, poll, setup_entry
+from tests.fake_telzino import FakeTelzino
+
+BLUEPRINT = (
+    Path(__file__).parent.parent
+    / "blueprints"
+    / "automation"
+    / "telzino"
+    / "registration_lost.yaml"
+)
+
+
+@pytest.fixture
+async def notifications(
+    hass: HomeAssistant,
+    fake_url: str,
+    agents: list[str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> list[ServiceCall]:
+    """The integration and an automation made from the blueprint (lost for 3 min)."""
+    await setup_entry(hass, make_entry(fake_url, agents))
+    hass.config.config_dir = str(tmp_path)
+    target = tmp_path / "blueprints" / "automation" / "telzino"
+    target.mkdir(parents=True)
+    shutil.copy(BLUEPRINT, target)
+    calls = async_mock_service(hass, "notify", "ops")
+    inputs: dict[str, Any] = {
+        "agents": ["binary_sensor.front_desk_registered"],
+        "duration": {"minutes": 3},
+        "notify_action": "notify.ops",
+        **getattr(request, "param", {}),
+    }
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "use_blueprint": {
+                    "path": "telzino/registration_lost.yaml",
+                    "input": inputs,
+                }
+            }
+        },
+    )
+    await hass.async_block_till_done()
+    return calls
+
+
+async def test_notifies_when_lost_long_enough_and_when_back(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+    await poll(hass, freezer)
+    await poll(hass, freezer, 120)
+    assert notifications == []  # lost for 2 of the 3 minutes
+
+    await poll(hass, freezer, 61)
+    assert len(notifications) == 1
+    assert notifications[0].data["title"] == "Telzino: Front desk lost its registration"
+    assert (
+        notifications[0]
+        .data["message"]
+        .startswith("Front desk receives no calls: Wrong SIP credentials")
+    )
+
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert len(notifications) == 2
+    assert notifications[1].data["title"] == "Telzino: Front desk is registered again"
+
+
+async def test_short_outage_is_not_notified(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    await poll(hass, freezer, 600)
+    assert notifications == []
+
+
+@pytest.mark.parametrize("notifications", [{"notify_back": False}], indirect=True)
+async def test_back_notification_can_be_turned_off(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    await poll(hass, freezer, 200)
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert [call.data["title"] for call in notifications] == [
+        "Telzino: Front desk lost its registration"
+    ]
