@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+import itertools
 import json
 import math
 import secrets
@@ -450,10 +451,13 @@ async def serve(
         await runner.cleanup()
 
 
+DEMO_FLAPPING_AGENT: Final = "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e02"
+
+
 def seed_demo(fake: FakeTelzino) -> None:
     """Demo agents in several states, for local runs."""
     fake.add_agent("Front desk", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e01")
-    fake.add_agent("Sales line", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e02")
+    fake.add_agent("Sales line", DEMO_FLAPPING_AGENT)
     fake.add_agent(
         "After-hours support",
         "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e03",
@@ -464,10 +468,20 @@ def seed_demo(fake: FakeTelzino) -> None:
     )
 
 
+async def flap_demo_agent(fake: FakeTelzino, period: float = 180) -> None:
+    """Lose and regain the "Sales line" registration every `period` seconds."""
+    states = ("REGISTER_TIMEOUT_STATE", "REGISTERED_STATE")
+    for step in itertools.count():
+        await asyncio.sleep(period)
+        fake.set_state(DEMO_FLAPPING_AGENT, states[step % 2])
+
+
 async def _main(host: str, port: int, demo: bool) -> None:
     fake = FakeTelzino()
+    background: set[asyncio.Task[None]] = set()  # keeps the task referenced
     if demo:
         seed_demo(fake)
+        background.add(asyncio.create_task(flap_demo_agent(fake)))
     async with serve(fake, host, port) as url:
         client_id, client_secret = next(iter(fake.clients.items()))
         print(

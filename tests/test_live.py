@@ -1,0 +1,86 @@
+"""End to end: a real `hass` process, the fake Telzino API, and the REST API.
+
+Onboarding, the config flow and the options flow go through Home Assistant's
+REST API as the frontend uses it; nothing of the integration is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+import re
+
+import pytest
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, FRONT_DESK
+from tests.fake_telzino import FakeTelzino
+from tests.live_ha import free_port, run_home_assistant
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(300)]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until `check` holds, polling once a second (bound it with a timeout)."""
+    while not await check():  # noqa: ASYNC110  # polls another process
+        await asyncio.sleep(1)
+
+
+async def test_real_home_assistant(
+    fake: FakeTelzino, fake_url: str, agents: list[str], tmp_path: Path
+) -> None:
+    config_dir = tmp_path / "config"
+    async with run_home_assistant(config_dir, free_port()) as hass:
+        await hass.onboard()
+        entry_id = await hass.add_telzino(fake_url, CLIENT_ID, CLIENT_SECRET)
+        await hass.set_scan_interval(entry_id, 30)  # reloads the entry
+
+        async def loaded() -> bool:
+            states = await hass.states()
+            return states["binary_sensor.front_desk_registered"]["state"] == "on"
+
+        async with asyncio.timeout(30):
+            await eventually(loaded)
+        states = await hass.states()
+        assert states["sensor.front_desk_registration_state"]["state"] == "registered"
+        assert states["binary_sensor.sales_line_registered"]["state"] == "on"
+        assert (
+            states["sensor.front_desk_registration_state"]["attributes"][
+                "friendly_name"
+            ]
+            == "Front desk Registration state"
+        )
+
+        fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+
+        async def lost_and_reported() -> bool:
+            states = await hass.states()
+            issues = await hass.websocket_command({"type": "repairs/list_issues"})
+            return (
+                states["binary_sensor.front_desk_registered"]["state"] == "off"
+                and states["sensor.front_desk_registration_state"]["state"]
+                == "wrong_credentials"
+                and any(
+                    issue["domain"] == "telzino"
+                    and issue["issue_id"] == f"wrong_credentials_{FRONT_DESK}"
+                    for issue in issues["issues"]
+                )
+            )
+
+        # Within one poll of the 30 s interval (plus slack).
+        async with asyncio.timeout(40):
+            await eventually(lost_and_reported)
+        states = await hass.states()
+        assert states["binary_sensor.sales_line_registered"]["state"] == "on"
+        exit_code = await hass.stop()
+
+    assert exit_code == 0
+    log = (config_dir / "home-assistant.log").read_text()
+    ours = [
+        line
+        for line in log.splitlines()
+        if re.search(r"\] \[custom_components\.telzino", line)
+        and re.search(r"^\S+ \S+ (ERROR|CRITICAL)", line)
+    ]
+    assert ours == []
+    assert "custom_components/telzino" not in log  # no traceback through our code
