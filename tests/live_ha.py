@@ -25,6 +25,17 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "config" / "configuration.yaml"
 INTEGRATION = ROOT / "custom_components" / "telzino"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Headless as root on a machine without general internet access.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-gpu",
+]
 DEMO_USER = "demo"
 DEMO_PASSWORD = "telzino-demo"  # a local demo account, printed to the user
 

@@ -151,3 +151,26 @@ def test_translation_is_complete(path: Path) -> None:
         assert set(PLACEHOLDER.findall(text)) == set(
             PLACEHOLDER.findall(EN_LEAVES[key])
         ), key
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(header[16:20]), int.from_bytes(header[20:24])
+
+
+@pytest.mark.parametrize(
+    ("name", "shortest", "square"),
+    [
+        ("icon.png", (256, 256), True),
+        ("icon@2x.png", (512, 512), True),
+        ("logo.png", (128, 256), False),
+        ("logo@2x.png", (256, 512), False),
+    ],
+)
+def test_brand_images(name: str, shortest: tuple[int, int], square: bool) -> None:
+    """The sizes Home Assistant's brand guidelines ask for."""
+    width, height = png_size(INTEGRATION / "brand" / name)
+    assert shortest[0] <= min(width, height) <= shortest[1]
+    assert (width == height) is square

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 import re
+import time
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.conftest import CLIENT_ID, CLIENT_SECRET, FRONT_DESK
 from tests.fake_telzino import FakeTelzino
 from tests.live_ha import free_port, run_home_assistant
 
-pytestmark = [pytest.mark.live, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -29,6 +30,7 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
 async def test_real_home_assistant(
     fake: FakeTelzino, fake_url: str, agents: list[str], tmp_path: Path
 ) -> None:
+    fake.clock = time.time  # the real Home Assistant runs on real time
     config_dir = tmp_path / "config"
     async with run_home_assistant(config_dir, free_port()) as hass:
         await hass.onboard()
