@@ -89,6 +89,8 @@ class Stats:
     """Request counters for the assertions of tests and benchmarks."""
 
     requests: Counter[str] = field(default_factory=Counter)
+    # Answers by (endpoint, HTTP status), e.g. ("status", 401).
+    responses: Counter[tuple[str, int]] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -115,6 +117,10 @@ class FakeTelzino:
         self.pagination_omit: set[str] = set()
         self.stats = Stats()
         self.app = self._build_app()
+        # Set by serve(): what stop_listening() and start_listening() need.
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._address: tuple[str, int] = ("127.0.0.1", 0)
 
     # Python interface for tests ------------------------------------------------
 
@@ -174,6 +180,17 @@ class FakeTelzino:
         """Zero the request counters."""
         self.stats = Stats()
 
+    async def stop_listening(self) -> None:
+        """Close the port: connections are refused until start_listening()."""
+        assert self._site is not None
+        await self._site.stop()
+
+    async def start_listening(self) -> None:
+        """Listen again on the same address."""
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, *self._address)
+        await self._site.start()
+
     # HTTP -----------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
@@ -199,15 +216,19 @@ class FakeTelzino:
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
-            return await handler(request)
+            response = await handler(request)
         finally:
             stats.in_flight -= 1
+        if endpoint := request.get("endpoint"):
+            stats.responses[endpoint, response.status] += 1
+        return response
 
     async def _apply_fault(
         self, request: web.Request, endpoint: str, agent_id: str | None = None
     ) -> web.StreamResponse | None:
         """Count the request, wait the latency, answer with a fault if one is set."""
         self.stats.requests[endpoint] += 1
+        request["endpoint"] = endpoint
         key = (endpoint, agent_id)
         fault = self.faults.get(key) or self.faults.get((endpoint, None))
         if fault is not None and fault.times is not None:
@@ -445,6 +466,7 @@ async def serve(
     server = site._server  # the only way to learn an OS-chosen port
     assert isinstance(server, asyncio.Server)
     bound_port = server.sockets[0].getsockname()[1]
+    fake._runner, fake._site, fake._address = runner, site, (host, bound_port)
     try:
         yield f"http://{host}:{bound_port}"
     finally:
@@ -476,8 +498,11 @@ async def flap_demo_agent(fake: FakeTelzino, period: float = 180) -> None:
         fake.set_state(DEMO_FLAPPING_AGENT, states[step % 2])
 
 
-async def _main(host: str, port: int, demo: bool) -> None:
-    fake = FakeTelzino()
+async def _main(
+    host: str, port: int, *, demo: bool, agents: int, latency: float
+) -> None:
+    fake = FakeTelzino(latency=latency)
+    fake.add_agents(agents)
     background: set[asyncio.Task[None]] = set()  # keeps the task referenced
     if demo:
         seed_demo(fake)
@@ -499,9 +524,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--demo", action="store_true", help="seed demo agents")
+    parser.add_argument("--agents", type=int, default=0, help="add N numbered agents")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every answer"
+    )
     args = parser.parse_args()
     with suppress(KeyboardInterrupt):
-        asyncio.run(_main(args.host, args.port, args.demo))
+        asyncio.run(
+            _main(
+                args.host,
+                args.port,
+                demo=args.demo,
+                agents=args.agents,
+                latency=args.latency,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -283,7 +283,7 @@ class TelzinoClient:
         credentials: Credentials,
         *,
         api_url: str = DEFAULT_API_URL,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        request_timeout: float | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -293,7 +293,9 @@ class TelzinoClient:
         self._session = session
         self._credentials = credentials
         self._api_url = validate_api_url(api_url)
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._timeout = aiohttp.ClientTimeout(
+            total=request_timeout or DEFAULT_REQUEST_TIMEOUT
+        )
         self._max_concurrency = max_concurrency
         self._clock = clock
         self._token: str | None = (
