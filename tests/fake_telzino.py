@@ -108,6 +108,8 @@ class FakeTelzino:
         """Start with no agents and one known client."""
         self.clients: dict[str, str] = {"test-client-id": "test-client-secret"}
         self.tokens: dict[str, float] = {}
+        # Every token ever issued, for tests that look for leaks.
+        self.issued_tokens: list[str] = []
         self.token_lifetime = token_lifetime
         self.latency = latency
         self.clock = clock
@@ -156,6 +158,7 @@ class FakeTelzino:
     def add_token(self, token: str | None = None, lifetime: float | None = None) -> str:
         """Issue an access token, as a user would paste one."""
         token = token or secrets.token_urlsafe(24)
+        self.issued_tokens.append(token)
         self.tokens[token] = self.clock() + (
             self.token_lifetime if lifetime is None else lifetime
         )
