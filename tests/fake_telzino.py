@@ -115,6 +115,10 @@ class FakeTelzino:
         self.clock = clock
         self.agents: dict[str, FakeAgent] = {}
         self.faults: dict[tuple[str, str | None], Fault] = {}
+        # Close every connection after its answer. Frozen-time tests need it: the
+        # server's keep-alive timer would otherwise close pooled connections
+        # behind the client's back whenever the test moves time forward.
+        self.close_connections = False
         # Pagination fields to leave out, to exercise clients' fallbacks.
         self.pagination_omit: set[str] = set()
         self.stats = Stats()
@@ -224,6 +228,8 @@ class FakeTelzino:
             stats.in_flight -= 1
         if endpoint := request.get("endpoint"):
             stats.responses[endpoint, response.status] += 1
+        if self.close_connections and not response.prepared:
+            response.force_close()
         return response
 
     async def _apply_fault(
