@@ -285,7 +285,7 @@ class TelzinoClient:
         api_url: str = DEFAULT_API_URL,
         request_timeout: float | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Validate the URL now so that a bad one fails before any request."""
         if max_concurrency < 1:
@@ -297,7 +297,8 @@ class TelzinoClient:
             total=request_timeout or DEFAULT_REQUEST_TIMEOUT
         )
         self._max_concurrency = max_concurrency
-        self._clock = clock
+        # Looked up now, not at import, so that a frozen test clock applies.
+        self._clock = clock or time.monotonic
         self._token: str | None = (
             credentials.token if isinstance(credentials, AccessToken) else None
         )

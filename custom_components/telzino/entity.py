@@ -39,6 +39,21 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
             configuration_url=DASHBOARD_URL,
         )
 
+    _written: tuple[bool, AgentData | None] | None = None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Write the state only when this agent's data or availability changed.
+
+        Most polls change nothing; skipping the unchanged writes keeps a poll of
+        hundreds of agents cheap for the event loop.
+        """
+        written = (self.coordinator.last_update_success, self.agent)
+        if written == self._written:
+            return
+        self._written = written
+        super()._handle_coordinator_update()
+
     @property
     def agent(self) -> AgentData | None:
         """Return the agent's data from the last poll, if it is still watched."""
