@@ -159,15 +159,10 @@ def assert_quiet_log(
     ]
 
 
-async def reauthenticate(
-    hass: HomeAssistant, fake: FakeTelzino, entry: MockConfigEntry
-) -> None:
-    """Answer the reauth flow the way a user would."""
-    fake.clients = {CLIENT_ID: CLIENT_SECRET}
+async def reauthenticate(hass: HomeAssistant, answer: dict[str, str]) -> None:
+    """Answer the open reauth flow the way a user would."""
     flow = hass.config_entries.flow.async_progress_by_handler(DOMAIN)[0]
-    result = await hass.config_entries.flow.async_configure(
-        flow["flow_id"], {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-    )
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], answer)
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
 
@@ -187,7 +182,7 @@ async def test_fault(
     fault = FAULTS[name]
     monkeypatch.setattr(api, "DEFAULT_REQUEST_TIMEOUT", 0.5)
     token = fake.add_token() if fault.token_entry else None
-    entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
+    await setup_entry(hass, make_entry(fake_url, agents, token=token))
     caplog.set_level(logging.INFO)
     caplog.clear()
 
@@ -212,7 +207,10 @@ async def test_fault(
     if (pending := fault.clear(fake)) is not None:
         await pending
     if fault.effect == REAUTH:
-        await reauthenticate(hass, fake, entry)
+        fake.clients = {CLIENT_ID: CLIENT_SECRET}
+        await reauthenticate(
+            hass, {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        )
     else:
         await poll(hass, freezer)
     assert hass.states.get(FRONT).state == STATE_ON

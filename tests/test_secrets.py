@@ -19,7 +19,7 @@ from custom_components.telzino.const import DOMAIN
 from custom_components.telzino.diagnostics import async_get_config_entry_diagnostics
 from tests.conftest import make_entry, poll, setup_entry
 from tests.fake_telzino import FakeTelzino
-from tests.test_faults import FAULTS, REAUTH, slow_poll
+from tests.test_faults import FAULTS, REAUTH, reauthenticate, slow_poll
 
 SECRET_CLIENT_ID = "cid-7f3a-DISTINCTIVE-CLIENT-ID"
 SECRET_CLIENT_SECRET = "csec-91b2-DISTINCTIVE-CLIENT-SECRET"
@@ -55,13 +55,6 @@ class Evidence:
             assert secret not in haystack
 
 
-async def reauth(hass: HomeAssistant, answer: dict[str, str]) -> None:
-    flow = hass.config_entries.flow.async_progress_by_handler(DOMAIN)[0]
-    result = await hass.config_entries.flow.async_configure(flow["flow_id"], answer)
-    assert result["reason"] == "reauth_successful"
-    await hass.async_block_till_done()
-
-
 async def test_no_secret_leaks(
     hass: HomeAssistant,
     fake: FakeTelzino,
@@ -95,7 +88,7 @@ async def test_no_secret_leaks(
             and hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         ):
             fake.clients = {SECRET_CLIENT_ID: SECRET_CLIENT_SECRET}
-            await reauth(hass, credentials)
+            await reauthenticate(hass, credentials)
         await poll(hass, freezer)
         evidence.collect()
     # What "Download diagnostics" writes (frozen time has outlived an HTTP login).
@@ -115,7 +108,7 @@ async def test_no_secret_leaks(
     await poll(hass, freezer)
     evidence.collect()
     fake.add_token(NEW_PASTED_TOKEN)
-    await reauth(hass, {"access_token": NEW_PASTED_TOKEN})
+    await reauthenticate(hass, {"access_token": NEW_PASTED_TOKEN})
     await poll(hass, freezer)
     evidence.collect()
     evidence.texts.append(
