@@ -41,6 +41,11 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
 
     _written: tuple[bool, AgentData | None] | None = None
 
+    async def async_added_to_hass(self) -> None:
+        """Remember what the first state was written from."""
+        await super().async_added_to_hass()
+        self._written = (self.coordinator.last_update_success, self.agent)
+
     @callback
     def _handle_coordinator_update(self) -> None:
         """Write the state only when this agent's data or availability changed.
