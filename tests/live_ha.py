@@ -105,16 +105,7 @@ class LiveHomeAssistant:
         ) as response:
             response.raise_for_status()
             auth_code = (await response.json())["auth_code"]
-        async with self.session.post(
-            f"{self.url}/auth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": auth_code,
-                "client_id": client_id,
-            },
-        ) as response:
-            response.raise_for_status()
-            self.token = (await response.json())["access_token"]
+        await self._exchange_code(auth_code)
         for step, body in (
             ("core_config", {}),
             ("analytics", {}),
@@ -125,33 +116,14 @@ class LiveHomeAssistant:
             ) as response:
                 response.raise_for_status()
 
-    async def login(self) -> None:
-        """Get a token for the onboarded demo user (a later start)."""
-        client_id = f"{self.url}/"
-        async with self.session.post(
-            f"{self.url}/auth/login_flow",
-            json={
-                "client_id": client_id,
-                "handler": ["homeassistant", None],
-                "redirect_uri": client_id,
-            },
-        ) as response:
-            flow_id = (await response.json())["flow_id"]
-        async with self.session.post(
-            f"{self.url}/auth/login_flow/{flow_id}",
-            json={
-                "client_id": client_id,
-                "username": DEMO_USER,
-                "password": DEMO_PASSWORD,
-            },
-        ) as response:
-            code = (await response.json())["result"]
+    async def _exchange_code(self, code: str) -> None:
+        """Trade an authorization code for the access token, as the frontend does."""
         async with self.session.post(
             f"{self.url}/auth/token",
             data={
                 "grant_type": "authorization_code",
                 "code": code,
-                "client_id": client_id,
+                "client_id": f"{self.url}/",
             },
         ) as response:
             response.raise_for_status()
