@@ -23,6 +23,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 
+from custom_components.telzino.api import RegistrationState
 from tests.conftest import make_entry, setup_entry
 from tests.fake_telzino import AGENTS, STATES, STATUS, TOKEN, FakeTelzino
 
@@ -39,17 +40,6 @@ NOT_HARNESS = [
     tracemalloc.Filter(False, tracemalloc.__file__),
 ]
 STATE_NAMES = list(STATES)
-API_TO_HA = {
-    "NOT_REGISTERED_STATE": "not_registered",
-    "REGISTERING_STATE": "registering",
-    "AUTHENTICATING_STATE": "authenticating",
-    "REGISTERED_STATE": "registered",
-    "REGISTER_TIMEOUT_STATE": "register_timeout",
-    "INTERNAL_ERROR_STATE": "internal_error",
-    "WRONG_CREDENTIALS_STATE": "wrong_credentials",
-    "REGISTRAR_ERROR_STATE": "registrar_error",
-    "NOT_FOUND": "not_found",
-}
 
 
 async def test_soak(
@@ -131,7 +121,10 @@ async def test_soak(
                 assert hass.states.get(entity_of[agent_id]).state == STATE_UNAVAILABLE
                 continue
             truth = fake.agents[agent_id].state
-            assert hass.states.get(entity_of[agent_id]).state == API_TO_HA[truth], (
+            assert (
+                hass.states.get(entity_of[agent_id]).state
+                == RegistrationState.from_api(truth).value
+            ), (
                 index,
                 agent_id,
                 failing,
