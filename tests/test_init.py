@@ -92,6 +92,41 @@ async def test_state_changes_show_at_the_next_poll(
     assert hass.states.get(SALES_REGISTERED).state == STATE_ON
 
 
+async def test_a_poll_writes_only_what_changed(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Unchanged agents write no state: no event-loop work, last_reported kept."""
+    entity_ids = [
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            entity_registry, init_integration.entry_id
+        )
+        if entry.disabled_by is None
+    ]
+    reported = {
+        entity_id: hass.states.get(entity_id).last_reported for entity_id in entity_ids
+    }
+
+    def written() -> set[str]:
+        return {
+            entity_id
+            for entity_id in entity_ids
+            if hass.states.get(entity_id).last_reported != reported[entity_id]
+        }
+
+    await poll(hass, freezer)
+    assert written() == set()
+
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    assert FRONT_REGISTERED in written()
+    assert {entity_id.split(".")[1][:10] for entity_id in written()} == {"front_desk"}
+
+
 async def test_unknown_state_reads_as_not_registered(
     hass: HomeAssistant,
     fake: FakeTelzino,

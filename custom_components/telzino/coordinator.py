@@ -76,6 +76,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             config_entry=entry,
             name=entry.title,
             update_interval=self.scan_interval,
+            # Most polls change nothing; then no entity needs to hear about it.
+            always_update=False,
         )
         self.client = client
         self.all_agents: bool = entry.options.get(CONF_ALL_AGENTS, False)
