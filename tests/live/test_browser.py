@@ -29,6 +29,9 @@ from tests.live_ha import (
 )
 
 pytestmark = pytest.mark.timeout(300)
+# The frontend's first load on a cold, busy CI machine can take longer than
+# Playwright's default 5 s; a missing element still fails, only later.
+expect.set_options(timeout=20_000)
 
 # Collects the text of the page, including inside the frontend's shadow roots.
 PAGE_TEXT = """() => {
