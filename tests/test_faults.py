@@ -63,6 +63,18 @@ class Fault:
     # Answers that take time: let frozen time pass in steps during the poll.
     slow: bool = False
 
+    async def start(self, fake: FakeTelzino) -> None:
+        if (pending := self.inject(fake)) is not None:
+            await pending
+
+    async def end(self, fake: FakeTelzino) -> None:
+        if (pending := self.clear(fake)) is not None:
+            await pending
+
+    async def poll(self, hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+        """One poll while the fault is on."""
+        await (slow_poll(hass, freezer) if self.slow else poll(hass, freezer))
+
 
 def on_status(**fault: Any) -> Action:
     return lambda fake: fake.inject(STATUS, **fault) and None
@@ -186,10 +198,9 @@ async def test_fault(
     caplog.set_level(logging.INFO)
     caplog.clear()
 
-    if (pending := fault.inject(fake)) is not None:
-        await pending
+    await fault.start(fake)
     for _ in range(3):  # a lasting fault: still one warning
-        await (slow_poll(hass, freezer) if fault.slow else poll(hass, freezer))
+        await fault.poll(hass, freezer)
         front, sales = hass.states.get(FRONT).state, hass.states.get(SALES).state
         if fault.effect == HARMLESS:
             assert (front, sales) == (STATE_ON, STATE_ON)
@@ -204,8 +215,7 @@ async def test_fault(
     issue = issue_registry.async_get_issue(DOMAIN, f"agent_not_found_{FRONT_DESK}")
     assert (issue is not None) is (fault.effect == ONE_AGENT)
 
-    if (pending := fault.clear(fake)) is not None:
-        await pending
+    await fault.end(fake)
     if fault.effect == REAUTH:
         fake.clients = {CLIENT_ID: CLIENT_SECRET}
         await reauthenticate(

@@ -6,6 +6,7 @@ from datetime import timedelta
 import logging
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -19,7 +20,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.telzino import async_remove_config_entry_device
 from custom_components.telzino.const import DOMAIN
+from custom_components.telzino.repairs import async_create_fix_flow
 from tests.conftest import FRONT_DESK, SALES_LINE, make_entry, poll, setup_entry
 from tests.fake_telzino import AGENTS, STATUS, TOKEN, FakeTelzino
 
@@ -317,8 +320,6 @@ async def test_deleted_agent_raises_fixable_repair(
 
     # The fix flow stops watching the agent and removes its device.
     assert await async_setup_component(hass, "repairs", {})
-    from homeassistant.components.repairs import repairs_flow_manager
-
     manager = repairs_flow_manager(hass)
     assert manager is not None
     flow = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
@@ -345,8 +346,6 @@ async def test_repair_flow_of_a_removed_entry_aborts(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    from custom_components.telzino.repairs import async_create_fix_flow
-
     flow = await async_create_fix_flow(
         hass, "x", {"entry_id": "gone", "agent_id": SALES_LINE}
     )
@@ -569,8 +568,6 @@ async def test_only_unwatched_devices_can_be_deleted(
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    from custom_components.telzino import async_remove_config_entry_device
-
     device = device_registry.async_get_device_by_identifier(
         (DOMAIN, FRONT_DESK), init_integration.entry_id
     )
@@ -630,8 +627,6 @@ async def test_repair_flow_when_the_device_is_already_gone(
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    from custom_components.telzino.repairs import async_create_fix_flow
-
     device = device_registry.async_get_device_by_identifier(
         (DOMAIN, SALES_LINE), init_integration.entry_id
     )

@@ -19,7 +19,7 @@ from custom_components.telzino.const import DOMAIN
 from custom_components.telzino.diagnostics import async_get_config_entry_diagnostics
 from tests.conftest import make_entry, poll, setup_entry
 from tests.fake_telzino import FakeTelzino
-from tests.test_faults import FAULTS, REAUTH, reauthenticate, slow_poll
+from tests.test_faults import FAULTS, REAUTH, reauthenticate
 
 SECRET_CLIENT_ID = "cid-7f3a-DISTINCTIVE-CLIENT-ID"
 SECRET_CLIENT_SECRET = "csec-91b2-DISTINCTIVE-CLIENT-SECRET"
@@ -77,12 +77,10 @@ async def test_no_secret_leaks(
     assert entry.state is ConfigEntryState.LOADED
 
     for fault in FAULTS.values():
-        if (pending := fault.inject(fake)) is not None:
-            await pending
-        await (slow_poll(hass, freezer) if fault.slow else poll(hass, freezer))
+        await fault.start(fake)
+        await fault.poll(hass, freezer)
         evidence.collect()
-        if (pending := fault.clear(fake)) is not None:
-            await pending
+        await fault.end(fake)
         if (
             fault.effect == REAUTH
             and hass.config_entries.flow.async_progress_by_handler(DOMAIN)

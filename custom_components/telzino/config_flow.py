@@ -44,6 +44,7 @@ from .api import (
     TelzinoNotFoundError,
     TelzinoRateLimitedError,
     validate_agent_id,
+    validate_api_url,
 )
 from .const import (
     AUTH_CREDENTIALS,
@@ -126,23 +127,24 @@ def _error_key(err: Exception) -> str:
 
 
 def _auth_data(user_input: Mapping[str, Any], api_url: str) -> dict[str, str]:
-    """Entry data from a form with either kind of credentials."""
+    """Entry data from a form with either kind of credentials, URL normalized."""
     client_id = user_input.get(CONF_CLIENT_ID, "").strip()
     client_secret = user_input.get(CONF_CLIENT_SECRET, "").strip()
+    access_token = user_input.get(CONF_ACCESS_TOKEN, "").strip()
     if client_id and client_secret:
-        return {
+        auth = {
             CONF_AUTH_TYPE: AUTH_CREDENTIALS,
             CONF_CLIENT_ID: client_id,
             CONF_CLIENT_SECRET: client_secret,
-            CONF_API_URL: api_url,
         }
-    if access_token := user_input.get(CONF_ACCESS_TOKEN, "").strip():
-        return {
-            CONF_AUTH_TYPE: AUTH_TOKEN,
-            CONF_ACCESS_TOKEN: access_token,
-            CONF_API_URL: api_url,
-        }
-    raise CannotUpdateError("missing_credentials")
+    elif access_token:
+        auth = {CONF_AUTH_TYPE: AUTH_TOKEN, CONF_ACCESS_TOKEN: access_token}
+    else:
+        raise CannotUpdateError("missing_credentials")
+    try:
+        return {**auth, CONF_API_URL: validate_api_url(api_url)}
+    except TelzinoInvalidUrlError as err:
+        raise CannotUpdateError(_error_key(err)) from err
 
 
 async def _async_connect(
@@ -151,7 +153,6 @@ async def _async_connect(
     """Check the credentials; return a client and the agents (None: may not list)."""
     try:
         client = create_client(hass, data)
-        data[CONF_API_URL] = client.api_url  # store it normalized
         await client.authenticate()
         try:
             return client, await client.get_agents()

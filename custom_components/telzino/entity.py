@@ -19,6 +19,8 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
     """An entity of one agent, fed by the account's coordinator."""
 
     _attr_has_entity_name = True
+    # What the last written state was computed from.
+    _written: tuple[bool, AgentData | None] | None = None
 
     def __init__(
         self,
@@ -39,8 +41,6 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
             configuration_url=DASHBOARD_URL,
         )
 
-    _written: tuple[bool, AgentData | None] | None = None
-
     async def async_added_to_hass(self) -> None:
         """Remember what the first state was written from."""
         await super().async_added_to_hass()
@@ -50,8 +50,8 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
     def _handle_coordinator_update(self) -> None:
         """Write the state only when this agent's data or availability changed.
 
-        Most polls change nothing; skipping the unchanged writes keeps a poll of
-        hundreds of agents cheap for the event loop.
+        The coordinator calls every entity when any agent changed; the entities
+        of the other agents have nothing new to write.
         """
         written = (self.coordinator.last_update_success, self.agent)
         if written == self._written:
