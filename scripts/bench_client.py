@@ -4,8 +4,6 @@ For each agent count it times one `get_registration_statuses` call with a fixed
 fake latency and compares it with the ideal ceil(N / bound) * latency.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import math
@@ -14,7 +12,7 @@ import time
 import aiohttp
 
 from custom_components.telzino.api import ClientCredentials, TelzinoClient
-from tests.fake_telzino import STATUS, TOKEN, FakeTelzino, serve
+from scripts.fake_telzino import STATUS, TOKEN, FakeTelzino, serve
 
 
 async def measure(agents: int, latency: float) -> dict[str, float]:
@@ -24,7 +22,7 @@ async def measure(agents: int, latency: float) -> dict[str, float]:
     client_id, client_secret = next(iter(fake.clients.items()))
     async with serve(fake) as url, aiohttp.ClientSession() as session:
         client = TelzinoClient(
-            session, ClientCredentials(client_id, client_secret), api_url=url
+            ClientCredentials(client_id, client_secret), session=session, api_url=url
         )
         await client.authenticate()
         start = time.perf_counter()

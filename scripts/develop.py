@@ -5,15 +5,13 @@ No Telzino account needed: the fake API serves demo agents in several states
 Home Assistant is onboarded and the Telzino entry is added for you.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import os
 from pathlib import Path
 
-from tests.fake_telzino import FakeTelzino, flap_demo_agent, seed_demo, serve
-from tests.live_ha import DEMO_PASSWORD, DEMO_USER, ROOT, run_home_assistant
+from scripts.fake_telzino import FakeTelzino, flap_demo_agent, seed_demo, serve
+from scripts.live_ha import DEMO_PASSWORD, DEMO_USER, ROOT, run_home_assistant
 
 CONFIG_DIR = ROOT / "config"
 

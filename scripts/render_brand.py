@@ -4,14 +4,12 @@ Run `PYTHONPATH=. .venv/bin/python scripts/render_brand.py` after changing
 an SVG; it uses the same headless chromium as the browser test.
 """
 
-from __future__ import annotations
-
 import asyncio
 from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from tests.live_ha import CHROMIUM, CHROMIUM_ARGS
+from scripts.live_ha import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "docs" / "brand"

@@ -5,8 +5,6 @@ Telzino API runs in its own process with 100 ms latency, so that the CPU time
 measured here is Home Assistant's and the integration's alone.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +23,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from custom_components.telzino.api import DEFAULT_MAX_CONCURRENCY, TOKEN_AUDIENCE
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_entry, setup_entry
-from tests.live_ha import free_port
+from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET
+from scripts.live_ha import free_port
+from tests.common import make_entry, setup_entry
 
 LATENCY = 0.1
 ROUNDS = 5
@@ -36,11 +35,11 @@ RESULTS: list[str] = []
 
 @asynccontextmanager
 async def fake_api(agents: int, latency: float) -> AsyncIterator[str]:
-    """The fake API in a subprocess; yields its URL."""
+    """Run the fake API in a subprocess; yield its URL."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fake_telzino",
+        "scripts.fake_telzino",
         "--port",
         str(free_port()),
         "--agents",
@@ -58,6 +57,7 @@ async def fake_api(agents: int, latency: float) -> AsyncIterator[str]:
 
 
 async def counters(url: str) -> dict[str, int]:
+    """Return the fake API's request counters."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{url}/_fake/state") as response,
@@ -67,6 +67,7 @@ async def counters(url: str) -> dict[str, int]:
 
 
 def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Return the counters' growth."""
     return {key: after.get(key, 0) - before.get(key, 0) for key in after}
 
 
@@ -79,7 +80,7 @@ def run_as_users_do(hass: HomeAssistant) -> None:
 async def bare_requests(
     session: aiohttp.ClientSession, url: str, token: str, agent_ids: list[str]
 ) -> None:
-    """The same status requests with nothing but aiohttp: what any client pays."""
+    """Make the same status requests with nothing but aiohttp: what any client pays."""
     semaphore = asyncio.Semaphore(DEFAULT_MAX_CONCURRENCY)
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -97,6 +98,7 @@ async def bare_requests(
 
 
 async def fetch_token(session: aiohttp.ClientSession, url: str) -> str:
+    """Return a token for the bare aiohttp baseline."""
     async with session.post(
         f"{url}/oauth/token",
         json={

@@ -1,7 +1,5 @@
 """Tests of the Telzino client against the fake API over loopback HTTP."""
 
-from __future__ import annotations
-
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +7,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from custom_components.telzino import api
 from custom_components.telzino.api import (
     AccessToken,
     Agent,
@@ -28,15 +25,23 @@ from custom_components.telzino.api import (
     TelzinoNotFoundError,
     TelzinoRateLimitedError,
     TelzinoRequestError,
+    client as api_client,
     parse_retry_after,
     validate_agent_id,
     validate_api_url,
 )
-from tests.conftest import FakeClock
-from tests.fake_telzino import AGENT, AGENTS, STATUS, TOKEN, FakeTelzino
+from scripts.fake_telzino import (
+    AGENT,
+    AGENTS,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    FRONT_DESK,
+    STATUS,
+    TOKEN,
+    FakeTelzino,
+)
+from tests.common import FakeClock
 
-CLIENT_ID = "test-client-id"
-CLIENT_SECRET = "test-client-secret"
 UNKNOWN_AGENT = "11111111-2222-4333-8444-555555555555"
 
 
@@ -44,10 +49,10 @@ UNKNOWN_AGENT = "11111111-2222-4333-8444-555555555555"
 def credentials_client(
     session: aiohttp.ClientSession, fake_url: str, clock: FakeClock
 ) -> TelzinoClient:
-    """A client that authenticates with client credentials."""
+    """Return a client that authenticates with client credentials."""
     return TelzinoClient(
-        session,
         ClientCredentials(CLIENT_ID, CLIENT_SECRET),
+        session=session,
         api_url=fake_url,
         clock=clock,
         request_timeout=2,
@@ -55,7 +60,10 @@ def credentials_client(
 
 
 def token_client(session: aiohttp.ClientSession, url: str, token: str) -> TelzinoClient:
-    return TelzinoClient(session, AccessToken(token), api_url=url, request_timeout=2)
+    """Return a client with a pasted token."""
+    return TelzinoClient(
+        AccessToken(token), session=session, api_url=url, request_timeout=2
+    )
 
 
 # Success paths ------------------------------------------------------------------
@@ -83,6 +91,7 @@ async def test_agents_follow_every_page(
 async def test_empty_account_lists_no_agents(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Empty account lists no agents."""
     assert await credentials_client.get_agents() == []
     assert fake.stats.requests[AGENTS] == 1
 
@@ -101,6 +110,7 @@ async def test_pagination_without_has_next(
     omit: set[str],
     pages: int,
 ) -> None:
+    """Pagination without has next."""
     fake.add_agents(150)
     fake.pagination_omit = omit
 
@@ -113,6 +123,7 @@ async def test_pagination_without_has_next(
 async def test_static_token_needs_no_token_request(
     fake: FakeTelzino, session: aiohttp.ClientSession, fake_url: str
 ) -> None:
+    """Static token needs no token request."""
     agent = fake.add_agent("Front desk")
     client = token_client(session, fake_url, fake.add_token())
 
@@ -130,6 +141,7 @@ async def test_static_token_needs_no_token_request(
 async def test_registered_status_is_fully_parsed(
     fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
 ) -> None:
+    """Registered status is fully parsed."""
     agent = fake.add_agent("Front desk")
 
     status = await credentials_client.get_registration_status(agent.id)
@@ -143,7 +155,7 @@ async def test_registered_status_is_fully_parsed(
         enabled=True,
         expires=sent + timedelta(seconds=3600),
         last_register_sent=sent,
-        registration_timeout=3600,
+        registration_interval=3600,
         error_message="Successfully registered",
     )
     assert status.expires is not None
@@ -153,6 +165,7 @@ async def test_registered_status_is_fully_parsed(
 async def test_agent_id_is_accepted_in_any_uuid_spelling(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Agent id is accepted in any uuid spelling."""
     agent = fake.add_agent("Front desk")
     status = await credentials_client.get_registration_status(f"  {agent.id.upper()} ")
     assert status.is_registered
@@ -161,6 +174,7 @@ async def test_agent_id_is_accepted_in_any_uuid_spelling(
 async def test_not_found_and_not_registered_share_code_0_but_not_state(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Not found and not registered share code 0 but not state."""
     not_found = fake.add_agent("New", state="NOT_FOUND")
     waiting = fake.add_agent("Waiting", state="NOT_REGISTERED_STATE")
 
@@ -197,6 +211,7 @@ async def test_every_documented_state(
     name: str,
     expected: RegistrationState,
 ) -> None:
+    """Every documented state."""
     agent = fake.add_agent("Agent", state=name)
     status = await credentials_client.get_registration_status(agent.id)
     assert status.state is expected
@@ -208,6 +223,7 @@ async def test_every_documented_state(
 async def test_unknown_state_is_kept_and_not_registered(
     fake: FakeTelzino, credentials_client: TelzinoClient, name: str, code: int
 ) -> None:
+    """Unknown state is kept and not registered."""
     agent = fake.add_agent("Agent", state=name, state_code=code)
 
     status = await credentials_client.get_registration_status(agent.id)
@@ -243,12 +259,12 @@ async def test_unknown_state_is_kept_and_not_registered(
             "last_register_sent",
             datetime(2026, 2, 22, 12, tzinfo=UTC),
         ),
-        ("registrationTimeout", "3600", "registration_timeout", 3600),
-        ("registrationTimeout", 120, "registration_timeout", 120),
-        ("registrationTimeout", "ten", "registration_timeout", None),
-        ("registrationTimeout", "-1", "registration_timeout", None),
-        ("registrationTimeout", False, "registration_timeout", None),
-        ("registrationTimeout", None, "registration_timeout", None),
+        ("registrationTimeout", "3600", "registration_interval", 3600),
+        ("registrationTimeout", 120, "registration_interval", 120),
+        ("registrationTimeout", "ten", "registration_interval", None),
+        ("registrationTimeout", "-1", "registration_interval", None),
+        ("registrationTimeout", False, "registration_interval", None),
+        ("registrationTimeout", None, "registration_interval", None),
         ("enabled", "no", "enabled", False),
         ("enabled", "YES", "enabled", True),
         ("enabled", True, "enabled", True),
@@ -276,6 +292,7 @@ def test_optional_fields_parse_defensively(
 async def test_token_is_cached_then_renewed_before_expiry(
     fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
 ) -> None:
+    """Token is cached then renewed before expiry."""
     agent = fake.add_agent("Front desk")
 
     for _ in range(3):
@@ -294,6 +311,7 @@ async def test_token_is_cached_then_renewed_before_expiry(
 async def test_short_lived_token_is_renewed_a_tenth_early(
     fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
 ) -> None:
+    """Short lived token is renewed a tenth early."""
     fake.token_lifetime = 100
     agent = fake.add_agent("Front desk")
     await credentials_client.get_registration_status(agent.id)
@@ -308,6 +326,7 @@ async def test_short_lived_token_is_renewed_a_tenth_early(
 async def test_token_is_renewed_once_on_401_and_the_call_retried(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Token is renewed once on 401 and the call retried."""
     agent = fake.add_agent("Front desk")
     await credentials_client.get_registration_status(agent.id)
     fake.expire_tokens()
@@ -321,6 +340,7 @@ async def test_token_is_renewed_once_on_401_and_the_call_retried(
 async def test_second_401_after_renewal_is_an_authentication_error(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Second 401 after renewal is an authentication error."""
     agent = fake.add_agent("Front desk")
     fake.inject(STATUS, status=401)
 
@@ -332,11 +352,12 @@ async def test_second_401_after_renewal_is_an_authentication_error(
 async def test_concurrent_cold_calls_share_one_token_request(
     fake: FakeTelzino, session: aiohttp.ClientSession, fake_url: str
 ) -> None:
+    """Concurrent cold calls share one token request."""
     fake.latency = 0.05  # the token request is still in flight while all queue up
     agents = fake.add_agents(100)
     client = TelzinoClient(
-        session,
         ClientCredentials(CLIENT_ID, CLIENT_SECRET),
+        session=session,
         api_url=fake_url,
         max_concurrency=100,
     )
@@ -352,6 +373,7 @@ async def test_concurrent_cold_calls_share_one_token_request(
 async def test_concurrent_401s_share_one_renewal(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Concurrent 401s share one renewal."""
     agents = fake.add_agents(50)
     await credentials_client.authenticate()
     fake.expire_tokens()
@@ -367,6 +389,7 @@ async def test_concurrent_401s_share_one_renewal(
 async def test_static_token_401_is_an_authentication_error_without_secret(
     fake: FakeTelzino, session: aiohttp.ClientSession, fake_url: str
 ) -> None:
+    """Static token 401 is an authentication error without secret."""
     agent = fake.add_agent("Front desk")
     client = token_client(session, fake_url, "pasted-secret-token")
 
@@ -385,9 +408,10 @@ async def test_rejected_client_credentials(
     fake_url: str,
     status: int,
 ) -> None:
+    """Rejected client credentials."""
     fake.inject(TOKEN, status=status)
     credentials = ClientCredentials("the-client-id", "the-client-secret")
-    client = TelzinoClient(session, credentials, api_url=fake_url)
+    client = TelzinoClient(credentials, session=session, api_url=fake_url)
 
     with pytest.raises(TelzinoAuthenticationError) as caught:
         await client.get_agents()
@@ -401,8 +425,9 @@ async def test_rejected_client_credentials(
 async def test_wrong_client_secret_is_rejected_by_the_server(
     fake: FakeTelzino, session: aiohttp.ClientSession, fake_url: str
 ) -> None:
+    """Wrong client secret is rejected by the server."""
     client = TelzinoClient(
-        session, ClientCredentials(CLIENT_ID, "wrong"), api_url=fake_url
+        ClientCredentials(CLIENT_ID, "wrong"), session=session, api_url=fake_url
     )
     with pytest.raises(TelzinoAuthenticationError):
         await client.authenticate()
@@ -418,6 +443,7 @@ async def test_wrong_client_secret_is_rejected_by_the_server(
 async def test_token_response_without_token_is_invalid(
     fake: FakeTelzino, credentials_client: TelzinoClient, body: str
 ) -> None:
+    """Token response without token is invalid."""
     fake.inject(TOKEN, status=200, body=body)
     with pytest.raises(TelzinoInvalidResponseError):
         await credentials_client.authenticate()
@@ -426,6 +452,7 @@ async def test_token_response_without_token_is_invalid(
 async def test_token_without_lifetime_is_renewed_hourly(
     fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
 ) -> None:
+    """Token without lifetime is renewed hourly."""
     fake.inject(TOKEN, status=200, body='{"access_token": "t1", "expires_in": "x"}')
     fake.add_token("t1")
     await credentials_client.authenticate()
@@ -498,6 +525,7 @@ async def test_status_errors_are_mapped(
     fault: dict[str, Any],
     error: type[TelzinoError],
 ) -> None:
+    """Status errors are mapped."""
     agent = fake.add_agent("Front desk")
     fake.inject(STATUS, agent.id, **fault)
 
@@ -522,6 +550,7 @@ async def test_streamed_body_over_the_limit_is_refused(
 async def test_streamed_body_within_the_limit_is_read(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Streamed body within the limit is read."""
     agent = fake.add_agent("Front desk")
     body = '{"data": {"state": "REGISTERED_STATE", "isRegistered": true}}'
     fake.inject(STATUS, status=200, body=body + " " * 300_000, chunked=True)
@@ -534,6 +563,7 @@ async def test_streamed_body_within_the_limit_is_read(
 async def test_unknown_agent_is_not_found(
     credentials_client: TelzinoClient,
 ) -> None:
+    """Unknown agent is not found."""
     with pytest.raises(TelzinoNotFoundError):
         await credentials_client.get_registration_status(UNKNOWN_AGENT)
     with pytest.raises(TelzinoNotFoundError):
@@ -543,7 +573,10 @@ async def test_unknown_agent_is_not_found(
 async def test_connection_refused_is_a_connection_error(
     session: aiohttp.ClientSession, socket_enabled: None
 ) -> None:
-    client = TelzinoClient(session, AccessToken("token"), api_url="http://127.0.0.1:9")
+    """Connection refused is a connection error."""
+    client = TelzinoClient(
+        AccessToken("token"), session=session, api_url="http://127.0.0.1:9"
+    )
     with pytest.raises(TelzinoConnectionError):
         await client.get_agents()
 
@@ -558,6 +591,7 @@ async def test_rate_limit_carries_retry_after(
     retry_after: str | None,
     expected: float | None,
 ) -> None:
+    """Rate limit carries retry after."""
     agent = fake.add_agent("Front desk")
     fake.inject(STATUS, status=429, retry_after=retry_after)
 
@@ -570,6 +604,7 @@ async def test_rate_limit_carries_retry_after(
 async def test_rate_limit_retry_after_as_http_date(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Rate limit retry after as http date."""
     agent = fake.add_agent("Front desk")
     when = datetime.now(UTC) + timedelta(seconds=120)
     fake.inject(
@@ -584,6 +619,7 @@ async def test_rate_limit_retry_after_as_http_date(
 
 
 def test_parse_retry_after_edge_cases() -> None:
+    """Parse retry after edge cases."""
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
     assert parse_retry_after("Fri, 27 Nov 2026 12:01:00 GMT", now) == 60
     assert parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", now) == 0  # past
@@ -605,6 +641,7 @@ def test_parse_retry_after_edge_cases() -> None:
 async def test_malformed_agent_answers(
     fake: FakeTelzino, credentials_client: TelzinoClient, endpoint: str, body: str
 ) -> None:
+    """Malformed agent answers."""
     fake.inject(endpoint, status=200, body=body)
     call = (
         credentials_client.get_agents()
@@ -618,6 +655,7 @@ async def test_malformed_agent_answers(
 async def test_agent_without_a_name_is_named_by_its_id(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Agent without a name is named by its id."""
     fake.inject(
         AGENTS,
         status=200,
@@ -631,7 +669,8 @@ async def test_pagination_that_never_ends_is_refused(
     credentials_client: TelzinoClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(api, "MAX_AGENT_PAGES", 3)
+    """Pagination that never ends is refused."""
+    monkeypatch.setattr(api_client, "MAX_AGENT_PAGES", 3)
     fake.inject(
         AGENTS,
         status=200,
@@ -648,10 +687,14 @@ async def test_pagination_that_never_ends_is_refused(
 async def test_batch_respects_the_concurrency_bound(
     fake: FakeTelzino, session: aiohttp.ClientSession, fake_url: str
 ) -> None:
+    """Batch respects the concurrency bound."""
     fake.latency = 0.02
     agents = fake.add_agents(40)
     client = TelzinoClient(
-        session, AccessToken(fake.add_token()), api_url=fake_url, max_concurrency=7
+        AccessToken(fake.add_token()),
+        session=session,
+        api_url=fake_url,
+        max_concurrency=7,
     )
 
     results = await client.get_registration_statuses(agent.id for agent in agents)
@@ -664,6 +707,7 @@ async def test_batch_respects_the_concurrency_bound(
 async def test_one_bad_agent_does_not_fail_the_others(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """One bad agent does not fail the others."""
     good, broken = fake.add_agents(2)
     fake.inject(STATUS, broken.id, status=200, body="<html>")
 
@@ -691,10 +735,14 @@ async def test_batch_stops_sending_once_told_to_stop(
     fault: dict[str, Any],
     error: type[TelzinoError],
 ) -> None:
+    """Batch stops sending once told to stop."""
     agents = fake.add_agents(20)
     fake.inject(STATUS, **fault)
     client = TelzinoClient(
-        session, AccessToken(fake.add_token()), api_url=fake_url, max_concurrency=2
+        AccessToken(fake.add_token()),
+        session=session,
+        api_url=fake_url,
+        max_concurrency=2,
     )
 
     results = await client.get_registration_statuses(agent.id for agent in agents)
@@ -706,6 +754,7 @@ async def test_batch_stops_sending_once_told_to_stop(
 async def test_invalid_agent_id_in_a_batch_is_that_agent_error(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:
+    """Invalid agent id in a batch is that agent error."""
     agent = fake.add_agent("Front desk")
     results = await credentials_client.get_registration_statuses(
         [agent.id, "not-a-uuid"]
@@ -724,6 +773,7 @@ async def test_invalid_agent_id_in_a_batch_is_that_agent_error(
 async def test_invalid_agent_ids_are_refused_before_any_request(
     fake: FakeTelzino, credentials_client: TelzinoClient, agent_id: str
 ) -> None:
+    """Invalid agent ids are refused before any request."""
     with pytest.raises(TelzinoInvalidAgentIdError) as caught:
         await credentials_client.get_registration_status(agent_id)
     assert caught.value.agent_id == agent_id
@@ -733,6 +783,7 @@ async def test_invalid_agent_ids_are_refused_before_any_request(
 
 
 def test_validate_agent_id_normalizes() -> None:
+    """Validate agent id normalizes."""
     assert (
         validate_agent_id("6F1C2A4E8D3B4C5A9E7F1A2B3C4D5E01")
         == "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e01"
@@ -751,6 +802,7 @@ def test_validate_agent_id_normalizes() -> None:
     ],
 )
 def test_valid_api_urls(url: str, expected: str) -> None:
+    """Valid api urls."""
     assert validate_api_url(url) == expected
 
 
@@ -769,21 +821,55 @@ def test_valid_api_urls(url: str, expected: str) -> None:
     ],
 )
 def test_invalid_api_urls(url: str) -> None:
+    """Invalid api urls."""
     with pytest.raises(TelzinoInvalidUrlError):
         validate_api_url(url)
 
 
 def test_client_refuses_bad_settings(session: aiohttp.ClientSession) -> None:
+    """Client refuses bad settings."""
     with pytest.raises(TelzinoInvalidUrlError):
-        TelzinoClient(session, AccessToken("t"), api_url="http://example.com")
+        TelzinoClient(AccessToken("t"), session=session, api_url="http://example.com")
     with pytest.raises(TelzinoInvalidInputError):
-        TelzinoClient(session, AccessToken("t"), max_concurrency=0)
-    client = TelzinoClient(session, AccessToken("t"), api_url="https://x.example/")
+        TelzinoClient(AccessToken("t"), session=session, max_concurrency=0)
+    client = TelzinoClient(
+        AccessToken("t"), session=session, api_url="https://x.example/"
+    )
     assert (client.api_url, client.max_concurrency) == ("https://x.example", 10)
 
 
 def test_model_parsers_refuse_non_objects() -> None:
+    """Model parsers refuse non objects."""
     with pytest.raises(TelzinoInvalidResponseError):
         RegistrationStatus.from_api(None)
     with pytest.raises(TelzinoInvalidResponseError):
         Agent.from_api([])
+
+
+async def test_client_without_a_session_opens_and_closes_its_own(
+    fake: FakeTelzino, fake_url: str, agents: list[str]
+) -> None:
+    """Used as `async with`, a client without a session cleans up after itself."""
+    async with TelzinoClient(
+        ClientCredentials(CLIENT_ID, CLIENT_SECRET), api_url=fake_url
+    ) as client:
+        status = await client.get_registration_status(FRONT_DESK)
+        own_session = client._session
+        assert own_session is not None
+    assert status.state is RegistrationState.REGISTERED
+    assert own_session.closed
+    # Closing twice is harmless; the next request opens a new session.
+    await client.close()
+    await client.get_registration_status(FRONT_DESK)
+    await client.close()
+
+
+async def test_close_leaves_a_session_that_was_passed_in_open(
+    session: aiohttp.ClientSession, fake_url: str, agents: list[str]
+) -> None:
+    """The caller's session belongs to the caller (Home Assistant's shared one)."""
+    async with TelzinoClient(
+        ClientCredentials(CLIENT_ID, CLIENT_SECRET), session=session, api_url=fake_url
+    ) as client:
+        await client.get_registration_status(FRONT_DESK)
+    assert not session.closed

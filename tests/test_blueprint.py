@@ -1,7 +1,5 @@
 """The registration-lost blueprint, loaded by Home Assistant's blueprint integration."""
 
-from __future__ import annotations
-
 from pathlib import Path
 import shutil
 from typing import Any
@@ -12,8 +10,8 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import async_mock_service
 
-from tests.conftest import FRONT_DESK, make_entry, poll, setup_entry
-from tests.fake_telzino import FakeTelzino
+from scripts.fake_telzino import FRONT_DESK, FakeTelzino
+from tests.common import make_entry, poll, setup_entry
 
 BLUEPRINT = (
     Path(__file__).parent.parent
@@ -32,7 +30,7 @@ async def notifications(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> list[ServiceCall]:
-    """The integration and an automation made from the blueprint (lost for 3 min)."""
+    """Set up the integration and an automation from the blueprint (lost for 3 min)."""
     await setup_entry(hass, make_entry(fake_url, agents))
     hass.config.config_dir = str(tmp_path)
     target = tmp_path / "blueprints" / "automation" / "telzino"
@@ -67,6 +65,7 @@ async def test_notifies_when_lost_long_enough_and_when_back(
     freezer: FrozenDateTimeFactory,
     notifications: list[ServiceCall],
 ) -> None:
+    """Notifies when lost long enough and when back."""
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
     await poll(hass, freezer, 120)
@@ -93,6 +92,7 @@ async def test_short_outage_is_not_notified(
     freezer: FrozenDateTimeFactory,
     notifications: list[ServiceCall],
 ) -> None:
+    """Short outage is not notified."""
     fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
     await poll(hass, freezer)
     fake.set_state(FRONT_DESK, "REGISTERED_STATE")
@@ -108,6 +108,7 @@ async def test_back_notification_can_be_turned_off(
     freezer: FrozenDateTimeFactory,
     notifications: list[ServiceCall],
 ) -> None:
+    """Back notification can be turned off."""
     fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
     await poll(hass, freezer)
     await poll(hass, freezer, 200)

@@ -1,7 +1,7 @@
 """Config, reauth, reconfigure and options flows, against the fake API over loopback."""
 
-from __future__ import annotations
-
+import hashlib
+import logging
 from typing import Any
 from unittest.mock import patch
 
@@ -17,21 +17,25 @@ from custom_components.telzino.const import (
     CONF_SCAN_INTERVAL,
     DOMAIN,
 )
-from tests.conftest import (
+from scripts.fake_telzino import (
+    AGENT,
+    AGENTS,
     CLIENT_ID,
     CLIENT_SECRET,
     FRONT_DESK,
     ORGANIZATION_ID,
     SALES_LINE,
-    make_entry,
-    setup_entry,
+    STATUS,
+    TOKEN,
+    FakeTelzino,
 )
-from tests.fake_telzino import AGENT, AGENTS, STATUS, TOKEN, FakeTelzino
+from tests.common import make_entry, setup_entry
 
 UNKNOWN_AGENT = "11111111-2222-4333-8444-555555555555"
 
 
 def credentials_input(url: str, **overrides: str) -> dict[str, Any]:
+    """Return the credentials form as a user fills it in."""
     return {
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
@@ -98,6 +102,7 @@ async def test_full_flow_with_client_credentials(
 async def test_token_flow_watching_all_agents(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Token flow watching all agents."""
     token = fake.add_token()
     result = await start(hass, "token")
     result = await hass.config_entries.flow.async_configure(
@@ -136,6 +141,7 @@ async def test_credential_errors_can_be_corrected(
     change: dict[str, Any],
     error: str,
 ) -> None:
+    """Credential errors can be corrected."""
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], credentials_input(fake_url, **change)
@@ -168,6 +174,7 @@ async def test_api_errors_can_be_retried(
     fault: dict[str, Any],
     error: str,
 ) -> None:
+    """Api errors can be retried."""
     result = await start(hass, "credentials")
     fake.inject(endpoint, **fault)
     result = await hass.config_entries.flow.async_configure(
@@ -183,8 +190,12 @@ async def test_api_errors_can_be_retried(
 
 
 async def test_unexpected_error_is_unknown(
-    hass: HomeAssistant, fake_url: str, agents: list[str]
+    hass: HomeAssistant,
+    fake_url: str,
+    agents: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A bug of ours shows "unknown" and logs its traceback."""
     result = await start(hass, "credentials")
     with patch(
         "custom_components.telzino.api.TelzinoClient.authenticate",
@@ -194,11 +205,14 @@ async def test_unexpected_error_is_unknown(
             result["flow_id"], credentials_input(fake_url)
         )
     assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error while checking Telzino credentials" in caplog.text
+    assert "RuntimeError: boom" in caplog.text
 
 
 async def test_wrong_pasted_token(
     hass: HomeAssistant, fake_url: str, agents: list[str]
 ) -> None:
+    """Wrong pasted token."""
     result = await start(hass, "token")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"access_token": "bad", "advanced": {"api_url": fake_url}}
@@ -209,6 +223,7 @@ async def test_wrong_pasted_token(
 async def test_at_least_one_agent(
     hass: HomeAssistant, fake_url: str, agents: list[str]
 ) -> None:
+    """At least one agent."""
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], credentials_input(fake_url)
@@ -226,6 +241,7 @@ async def test_at_least_one_agent(
 async def test_same_account_twice_is_refused(
     hass: HomeAssistant, fake_url: str, agents: list[str]
 ) -> None:
+    """Same account twice is refused."""
     await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
@@ -236,6 +252,7 @@ async def test_same_account_twice_is_refused(
 
 
 async def manual_step(hass: HomeAssistant, fake: FakeTelzino, url: str) -> str:
+    """Reach the manual agent step with credentials that may not list agents."""
     fake.inject(AGENTS, status=403)
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
@@ -248,6 +265,7 @@ async def manual_step(hass: HomeAssistant, fake: FakeTelzino, url: str) -> str:
 async def test_manual_agent_ids_when_listing_is_forbidden(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Manual agent ids when listing is forbidden."""
     flow_id = await manual_step(hass, fake, fake_url)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"agent_ids": f"{FRONT_DESK.upper()},\n {SALES_LINE} {FRONT_DESK}"}
@@ -276,6 +294,7 @@ async def test_manual_agent_ids_are_checked(
     error: str,
     agent_id: str,
 ) -> None:
+    """Manual agent ids are checked."""
     flow_id = await manual_step(hass, fake, fake_url)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"agent_ids": text}
@@ -288,31 +307,82 @@ async def test_manual_agent_ids_are_checked(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, "cannot_connect"),
+        (403, "forbidden"),
+        (400, "request_rejected"),
+        (429, "rate_limited"),
+    ],
+)
 async def test_manual_agent_status_errors(
-    hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    error: str,
 ) -> None:
+    """An API error while checking an agent is named on the form, not logged."""
     flow_id = await manual_step(hass, fake, fake_url)
-    fake.inject(STATUS, status=500)
+    fake.inject(STATUS, status=status)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"agent_ids": FRONT_DESK}
     )
-    assert result["errors"] == {"agent_ids": "cannot_connect"}
+    assert result["errors"] == {"agent_ids": error}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "NoneType: None" not in caplog.text
 
 
-async def test_manual_without_account_identity(
+async def test_manual_without_organization_is_identified_by_a_client_digest(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
-    """When even the agent cannot be read, the entry has no unique ID."""
+    """Credentials that can read no agent: the unique ID is a digest of the client.
+
+    The same client cannot be set up twice, and its ID never shows.
+    """
     flow_id = await manual_step(hass, fake, fake_url)
     fake.inject(AGENT, status=403)
     result = await hass.config_entries.flow.async_configure(
         flow_id, {"agent_ids": FRONT_DESK}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    unique_id = result["result"].unique_id
+    assert (
+        unique_id == "client_sha256_" + hashlib.sha256(CLIENT_ID.encode()).hexdigest()
+    )
+    assert CLIENT_ID not in unique_id
+
+    flow_id = await manual_step(hass, fake, fake_url)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"agent_ids": SALES_LINE}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_pasted_token_without_organization_has_no_unique_id(
+    hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
+) -> None:
+    """A pasted token changes daily and names no account: no unique ID to give."""
+    fake.inject(AGENTS, status=403)
+    fake.inject(AGENT, status=403)
+    result = await start(hass, "token")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"access_token": fake.add_token(), "advanced": {"api_url": fake_url}},
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"agent_ids": FRONT_DESK}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id is None
 
 
 async def test_empty_account_goes_to_manual(hass: HomeAssistant, fake_url: str) -> None:
+    """Empty account goes to manual."""
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], credentials_input(fake_url)
@@ -323,6 +393,7 @@ async def test_empty_account_goes_to_manual(hass: HomeAssistant, fake_url: str) 
 async def test_agents_watched_elsewhere_are_not_offered(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Agents watched elsewhere are not offered."""
     other = make_entry(fake_url, [FRONT_DESK])
     other.add_to_hass(hass)
     hass.config_entries.async_update_entry(other, unique_id="another-account")
@@ -348,6 +419,7 @@ async def test_agents_watched_elsewhere_are_not_offered(
 async def test_reauth_with_new_secret(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reauth with new secret."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     fake.clients = {CLIENT_ID: "new-secret"}
     result = await entry.start_reauth_flow(hass)
@@ -375,6 +447,7 @@ async def test_reauth_with_new_secret(
 async def test_reauth_switches_a_token_entry_to_credentials(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reauth switches a token entry to credentials."""
     entry = await setup_entry(
         hass, make_entry(fake_url, agents, token=fake.add_token())
     )
@@ -395,6 +468,7 @@ async def test_reauth_switches_a_token_entry_to_credentials(
 async def test_reauth_with_a_new_token(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reauth with a new token."""
     entry = await setup_entry(
         hass, make_entry(fake_url, agents, token=fake.add_token())
     )
@@ -411,6 +485,7 @@ async def test_reauth_with_a_new_token(
 async def test_reauth_refuses_another_account(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reauth refuses another account."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     for agent in fake.agents.values():
         agent.organization_id = "99999999-0000-4000-8000-000000000009"
@@ -426,6 +501,7 @@ async def test_reauth_refuses_another_account(
 async def test_reauth_checks_the_account_through_an_agent_when_listing_is_forbidden(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reauth checks the account through an agent when listing is forbidden."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     fake.inject(AGENTS, status=403)
     fake.agents[FRONT_DESK].organization_id = "99999999-0000-4000-8000-000000000009"
@@ -442,6 +518,7 @@ async def test_reauth_checks_the_account_through_an_agent_when_listing_is_forbid
 async def test_reconfigure_api_url_and_credentials(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reconfigure api url and credentials."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
@@ -469,6 +546,7 @@ async def test_reconfigure_api_url_and_credentials(
 async def test_reconfigure_refuses_another_account(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Reconfigure refuses another account."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     for agent in fake.agents.values():
         agent.organization_id = "99999999-0000-4000-8000-000000000009"
@@ -488,6 +566,7 @@ async def test_options_change_agents_and_interval(
     fake: FakeTelzino,
     init_integration: MockConfigEntry,
 ) -> None:
+    """Options change agents and interval."""
     night = fake.add_agent("Night line")
     # Names come from the coordinator's last list pass, not a new request.
     fake.reset_stats()
@@ -520,6 +599,7 @@ async def test_options_change_agents_and_interval(
 async def test_options_errors(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
+    """Options errors."""
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -547,6 +627,7 @@ async def test_options_errors(
 async def test_options_of_an_entry_that_is_not_loaded(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Options of an entry that is not loaded."""
     fake.inject(STATUS, status=503)
     entry = await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
     assert entry.state is ConfigEntryState.SETUP_RETRY

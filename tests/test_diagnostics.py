@@ -1,7 +1,5 @@
 """Diagnostics: useful for a bug report, with every secret removed."""
 
-from __future__ import annotations
-
 import json
 
 from freezegun.api import FrozenDateTimeFactory
@@ -12,15 +10,14 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from tests.conftest import (
+from scripts.fake_telzino import (
     CLIENT_ID,
     CLIENT_SECRET,
     SALES_LINE,
-    make_entry,
-    poll,
-    setup_entry,
+    STATUS,
+    FakeTelzino,
 )
-from tests.fake_telzino import STATUS, FakeTelzino
+from tests.common import make_entry, poll, setup_entry
 
 
 async def test_diagnostics_redact_secrets(
@@ -32,6 +29,7 @@ async def test_diagnostics_redact_secrets(
     freezer: FrozenDateTimeFactory,
     snapshot: SnapshotAssertion,
 ) -> None:
+    """Diagnostics redact secrets."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     fake.inject(STATUS, SALES_LINE, status=404)
     await poll(hass, freezer)
@@ -52,6 +50,7 @@ async def test_diagnostics_of_a_token_entry(
     fake_url: str,
     agents: list[str],
 ) -> None:
+    """Diagnostics of a token entry."""
     token = fake.add_token("a-pasted-access-token")
     entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
     fake.inject(STATUS, status=500)

@@ -1,7 +1,5 @@
 """The fake Telzino API's control interface, used to drive a running Home Assistant."""
 
-from __future__ import annotations
-
 import asyncio
 import json
 import sys
@@ -9,12 +7,13 @@ import sys
 import aiohttp
 import pytest
 
-from tests.fake_telzino import FakeTelzino
+from scripts.fake_telzino import CLIENT_ID, FakeTelzino
 
 
 async def test_http_control_interface(
     fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
 ) -> None:
+    """Http control interface."""
     control = f"{fake_url}/_fake"
     async with session.post(f"{control}/agents", json={"name": "Lobby"}) as response:
         assert response.status == 201
@@ -73,9 +72,10 @@ async def test_http_control_interface(
 async def test_token_endpoint_validates_the_request(
     fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
 ) -> None:
+    """Token endpoint validates the request."""
     url = f"{fake_url}/oauth/token"
     good = {
-        "client_id": "test-client-id",
+        "client_id": CLIENT_ID,
         "client_secret": "test-client-secret",
         "audience": "https://api.telzino.com/",
         "grant_type": "client_credentials",
@@ -95,6 +95,7 @@ async def test_token_endpoint_validates_the_request(
 async def test_agent_list_rejects_bad_parameters(
     fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
 ) -> None:
+    """Agent list rejects bad parameters."""
     headers = {"Authorization": f"Bearer {fake.add_token()}"}
     for query in ("page=0", "limit=101", "page=x"):
         async with session.get(f"{fake_url}/v1/agents?{query}", headers=headers) as r:
@@ -102,6 +103,7 @@ async def test_agent_list_rejects_bad_parameters(
 
 
 def test_unknown_fields_and_endpoints_are_refused(fake: FakeTelzino) -> None:
+    """Unknown fields and endpoints are refused."""
     agent = fake.add_agent("Lobby")
     with pytest.raises(AttributeError):
         fake.set_state(agent.id, "REGISTERED_STATE", colour="blue")
@@ -110,11 +112,11 @@ def test_unknown_fields_and_endpoints_are_refused(fake: FakeTelzino) -> None:
 
 
 async def test_runs_on_its_own(socket_enabled: None) -> None:
-    """`python -m tests.fake_telzino --demo` serves demo agents and prints how."""
+    """`python -m scripts.fake_telzino --demo` serves demo agents and prints how."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fake_telzino",
+        "scripts.fake_telzino",
         "--port",
         "0",
         "--demo",
@@ -130,7 +132,7 @@ async def test_runs_on_its_own(socket_enabled: None) -> None:
         ):
             state = await response.json()
         assert len(state["agents"]) == 4
-        assert info["client_id"] == "test-client-id"
+        assert info["client_id"] == CLIENT_ID
     finally:
         process.terminate()
         await process.wait()

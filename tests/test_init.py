@@ -1,13 +1,10 @@
 """Setup, polling, availability, repairs and devices, against the fake API."""
 
-from __future__ import annotations
-
 from datetime import timedelta
-import logging
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import repairs_flow_manager
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import (
@@ -23,37 +20,21 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.telzino import async_remove_config_entry_device
 from custom_components.telzino.const import DOMAIN
 from custom_components.telzino.repairs import async_create_fix_flow
-from tests.conftest import FRONT_DESK, SALES_LINE, make_entry, poll, setup_entry
-from tests.fake_telzino import AGENTS, STATUS, TOKEN, FakeTelzino
+from scripts.fake_telzino import (
+    AGENTS,
+    FRONT_DESK,
+    SALES_LINE,
+    STATUS,
+    TOKEN,
+    FakeTelzino,
+)
+from tests.common import make_entry, poll, setup_entry
 
 FRONT_REGISTERED = "binary_sensor.front_desk_registered"
 FRONT_STATE = "sensor.front_desk_registration_state"
 FRONT_EXPIRES = "sensor.front_desk_registration_expires"
 FRONT_EVENT = "event.front_desk_registration"
 SALES_REGISTERED = "binary_sensor.sales_line_registered"
-
-
-async def test_entities(
-    hass: HomeAssistant,
-    init_integration: MockConfigEntry,
-    entity_registry: er.EntityRegistry,
-    device_registry: dr.DeviceRegistry,
-    snapshot: SnapshotAssertion,
-) -> None:
-    """Each agent is a device with its registration entities."""
-    entries = er.async_entries_for_config_entry(
-        entity_registry, init_integration.entry_id
-    )
-    assert sorted(entry.entity_id for entry in entries) == snapshot(name="entity_ids")
-    for entity_entry in entries:
-        assert entity_entry == snapshot(name=f"{entity_entry.entity_id}-entry")
-        state = hass.states.get(entity_entry.entity_id)
-        if entity_entry.disabled_by is None:
-            assert state == snapshot(name=f"{entity_entry.entity_id}-state")
-    device = device_registry.async_get_device_by_identifier(
-        (DOMAIN, FRONT_DESK), init_integration.entry_id
-    )
-    assert device == snapshot(name="device")
 
 
 async def test_setup_and_poll_call_budget(
@@ -81,6 +62,7 @@ async def test_state_changes_show_at_the_next_poll(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    """State changes show at the next poll."""
     assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
     assert hass.states.get(FRONT_STATE).state == "registered"
     assert hass.states.get(FRONT_EXPIRES).state == "2026-11-18T12:06:40+00:00"
@@ -130,55 +112,26 @@ async def test_a_poll_writes_only_what_changed(
     assert {entity_id.split(".")[1][:10] for entity_id in written()} == {"front_desk"}
 
 
-async def test_unknown_state_reads_as_not_registered(
+async def test_a_lasting_agent_failure_writes_nothing_new(
     hass: HomeAssistant,
     fake: FakeTelzino,
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    fake.set_state(FRONT_DESK, "FUTURE_STATE", state_code=9)
+    """An agent that fails the same way poll after poll is written once.
+
+    Its error is kept as a value, so equal polls compare equal.
+    """
+    fake.inject(STATUS, FRONT_DESK, status=500)
     await poll(hass, freezer)
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_OFF
-    assert hass.states.get(FRONT_STATE).state == "unknown"
+    unavailable = hass.states.get(FRONT_REGISTERED)
+    assert unavailable.state == STATE_UNAVAILABLE
+    coordinator = init_integration.runtime_data
+    first = coordinator.data
 
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"status": 500},
-        {
-            "status": 502,
-            "body": "<html>Bad gateway</html>",
-            "content_type": "text/html",
-        },
-        {"status": 200, "body": "not json"},
-        {"status": 403},
-    ],
-)
-async def test_api_failure_makes_entities_unavailable_then_recovers(
-    hass: HomeAssistant,
-    fake: FakeTelzino,
-    init_integration: MockConfigEntry,
-    freezer: FrozenDateTimeFactory,
-    caplog: pytest.LogCaptureFixture,
-    fault: dict[str, object],
-) -> None:
-    caplog.set_level(logging.INFO)
-    fake.inject(STATUS, **fault)
-    for _ in range(3):
-        await poll(hass, freezer)
-        for entity_id in (FRONT_REGISTERED, FRONT_STATE, SALES_REGISTERED, FRONT_EVENT):
-            assert hass.states.get(entity_id).state == STATE_UNAVAILABLE
-
-    fake.clear_faults()
     await poll(hass, freezer)
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
-    assert hass.states.get(SALES_REGISTERED).state == STATE_ON
-    # One line for the outage, one for the recovery, no traceback above debug.
-    ours = [r for r in caplog.records if r.name.startswith("custom_components.telzino")]
-    assert [r.levelno for r in ours if r.levelno >= logging.WARNING] == [logging.ERROR]
-    assert sum("recovered" in r.getMessage() for r in ours) == 1
-    assert not any(r.exc_info for r in ours if r.levelno > logging.DEBUG)
+    assert coordinator.data == first
+    assert hass.states.get(FRONT_REGISTERED).last_reported == unavailable.last_reported
 
 
 async def test_one_agent_failing_leaves_the_others_updating(
@@ -188,6 +141,7 @@ async def test_one_agent_failing_leaves_the_others_updating(
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """One agent failing leaves the others updating."""
     fake.inject(STATUS, FRONT_DESK, status=200, body='{"data": {"state": 5}}')
     fake.set_state(SALES_LINE, "REGISTRAR_ERROR_STATE")
     await poll(hass, freezer)
@@ -203,42 +157,10 @@ async def test_one_agent_failing_leaves_the_others_updating(
     assert f"Status of agent Front desk ({FRONT_DESK}) is back" in caplog.text
 
 
-async def test_expired_token_starts_reauth(
-    hass: HomeAssistant,
-    fake: FakeTelzino,
-    fake_url: str,
-    agents: list[str],
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    token = fake.add_token("pasted-token")
-    entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
-    assert entry.state is ConfigEntryState.LOADED
-
-    fake.expire_tokens()
-    await poll(hass, freezer)
-
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
-    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
-    assert flows[0]["context"]["entry_id"] == entry.entry_id
-
-
-async def test_revoked_token_with_client_credentials_renews_silently(
-    hass: HomeAssistant,
-    fake: FakeTelzino,
-    init_integration: MockConfigEntry,
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    fake.expire_tokens()
-    await poll(hass, freezer)
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
-    assert fake.stats.requests[TOKEN] == 2
-    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-
-
 async def test_rejected_credentials_at_setup_start_reauth(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Rejected credentials at setup start reauth."""
     fake.clients.clear()
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     assert entry.state is ConfigEntryState.SETUP_ERROR
@@ -248,53 +170,10 @@ async def test_rejected_credentials_at_setup_start_reauth(
 async def test_unreachable_api_at_setup_retries(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
+    """Unreachable api at setup retries."""
     fake.inject(AGENTS, status=503)
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     assert entry.state is ConfigEntryState.SETUP_RETRY
-
-
-async def test_rate_limit_waits_for_retry_after(
-    hass: HomeAssistant,
-    fake: FakeTelzino,
-    init_integration: MockConfigEntry,
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    fake.inject(STATUS, status=429, retry_after="300", times=1)
-    await poll(hass, freezer)
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_UNAVAILABLE
-
-    fake.reset_stats()
-    await poll(hass, freezer, 298)
-    assert fake.stats.requests[STATUS] == 0  # no request before Retry-After passed
-    await poll(hass, freezer, 3)
-    assert fake.stats.requests[STATUS] == 2
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
-
-
-async def test_rate_limit_without_retry_after_backs_off(
-    hass: HomeAssistant,
-    fake: FakeTelzino,
-    init_integration: MockConfigEntry,
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    """Without Retry-After the delay doubles from the poll interval, capped at 1 h."""
-    fake.inject(STATUS, status=429)
-    await poll(hass, freezer)
-    for delay in (60, 120, 240, 480, 960, 1920, 3600, 3600):
-        fake.reset_stats()
-        # The coordinator aligns its timer to the second: allow that much.
-        await poll(hass, freezer, delay - 2)
-        assert fake.stats.requests[STATUS] == 0
-        await poll(hass, freezer, 3)
-        assert fake.stats.requests[STATUS] == 2
-
-    fake.clear_faults()
-    await poll(hass, freezer, 3600)
-    assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
-    # Back to the normal interval, and the backoff starts over next time.
-    fake.reset_stats()
-    await poll(hass, freezer)
-    assert fake.stats.requests[STATUS] == 2
 
 
 async def test_deleted_agent_raises_fixable_repair(
@@ -305,6 +184,7 @@ async def test_deleted_agent_raises_fixable_repair(
     issue_registry: ir.IssueRegistry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """Deleted agent raises fixable repair."""
     del fake.agents[SALES_LINE]
     await poll(hass, freezer)
 
@@ -346,6 +226,7 @@ async def test_repair_flow_of_a_removed_entry_aborts(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    """Repair flow of a removed entry aborts."""
     flow = await async_create_fix_flow(
         hass, "x", {"entry_id": "gone", "agent_id": SALES_LINE}
     )
@@ -362,6 +243,7 @@ async def test_wrong_sip_credentials_raise_and_clear_a_repair(
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
+    """Wrong sip credentials raise and clear a repair."""
     issue_id = f"wrong_credentials_{FRONT_DESK}"
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
@@ -384,6 +266,8 @@ async def test_events_fire_on_transitions_only(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    """Events fire on transitions only."""
+
     def last_event() -> tuple[str, dict[str, object]]:
         state = hass.states.get(FRONT_EVENT)
         return state.attributes["event_type"], {
@@ -440,6 +324,7 @@ async def test_all_agents_follows_the_account(
     freezer: FrozenDateTimeFactory,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """All agents follows the account."""
     entry = await setup_entry(hass, make_entry(fake_url, agents, all_agents=True))
     assert hass.states.get(FRONT_REGISTERED).state == STATE_ON
 
@@ -485,6 +370,7 @@ async def test_agent_names_refresh_hourly(
     freezer: FrozenDateTimeFactory,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """Agent names refresh hourly."""
     fake.agents[FRONT_DESK].name = "Reception"
     fake.reset_stats()
     await poll(hass, freezer, 3599)
@@ -541,6 +427,7 @@ async def test_unload_and_remove(
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
+    """Unload and remove."""
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
     assert issue_registry.async_get_issue(DOMAIN, f"wrong_credentials_{FRONT_DESK}")
@@ -568,6 +455,7 @@ async def test_only_unwatched_devices_can_be_deleted(
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """Only unwatched devices can be deleted."""
     device = device_registry.async_get_device_by_identifier(
         (DOMAIN, FRONT_DESK), init_integration.entry_id
     )
@@ -582,6 +470,90 @@ async def test_only_unwatched_devices_can_be_deleted(
     assert await async_remove_config_entry_device(hass, init_integration, device)
 
 
+@pytest.mark.parametrize(
+    ("all_agents", "deletable"),
+    [(False, {SALES_LINE}), (True, {FRONT_DESK, SALES_LINE})],
+)
+async def test_devices_can_be_deleted_while_the_entry_is_not_loaded(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    device_registry: dr.DeviceRegistry,
+    all_agents: bool,
+    deletable: set[str],
+) -> None:
+    """While setup retries, deleting a device is decided from the options.
+
+    With all agents watched, nothing says which agents exist: a deleted
+    device comes back at the next setup if its agent still exists.
+    """
+    entry = make_entry(fake_url, [FRONT_DESK], all_agents=all_agents)
+    entry.add_to_hass(hass)
+    devices = {
+        agent_id: device_registry.async_get_or_create(
+            config_entry_id=entry.entry_id, identifiers={(DOMAIN, agent_id)}
+        )
+        for agent_id in agents
+    }
+    fake.inject(AGENTS, status=503)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+    allowed = {
+        agent_id
+        for agent_id, device in devices.items()
+        if await async_remove_config_entry_device(hass, entry, device)
+    }
+    assert allowed == deletable
+
+
+async def test_renamed_sensor_keeps_its_entity_and_history(
+    hass: HomeAssistant,
+    fake_url: str,
+    agents: list[str],
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """The registration interval sensor's old unique ID is migrated, not orphaned."""
+    entry = make_entry(fake_url, agents)
+    entry.add_to_hass(hass)
+    old = entity_registry.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{FRONT_DESK}_registration_timeout",
+        config_entry=entry,
+        suggested_object_id="front_desk_registration_interval",
+    )
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    migrated = entity_registry.async_get(old.entity_id)
+    assert migrated is not None
+    assert migrated.id == old.id
+    assert migrated.unique_id == f"{FRONT_DESK}_registration_interval"
+    assert not entity_registry.async_get_entity_id(
+        "sensor", DOMAIN, f"{FRONT_DESK}_registration_timeout"
+    )
+    # Nothing else is renamed.
+    assert entity_registry.async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{FRONT_DESK}_registered"
+    )
+
+
+async def test_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Each agent is a device of a cloud service, named after the agent."""
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, FRONT_DESK), init_integration.entry_id
+    )
+    assert device == snapshot
+
+
 async def test_foreign_devices_are_left_alone(
     hass: HomeAssistant,
     fake: FakeTelzino,
@@ -590,6 +562,7 @@ async def test_foreign_devices_are_left_alone(
     freezer: FrozenDateTimeFactory,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """Foreign devices are left alone."""
     entry = make_entry(fake_url, agents, all_agents=True)
     entry.add_to_hass(hass)
     other = device_registry.async_get_or_create(
@@ -609,6 +582,7 @@ async def test_no_event_for_the_first_state_after_an_unreadable_start(
     agents: list[str],
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    """No event for the first state after an unreadable start."""
     fake.inject(STATUS, FRONT_DESK, status=500)
     await setup_entry(hass, make_entry(fake_url, agents))
     assert hass.states.get(FRONT_EVENT).state == STATE_UNAVAILABLE
@@ -627,6 +601,7 @@ async def test_repair_flow_when_the_device_is_already_gone(
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
+    """Repair flow when the device is already gone."""
     device = device_registry.async_get_device_by_identifier(
         (DOMAIN, SALES_LINE), init_integration.entry_id
     )

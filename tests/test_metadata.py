@@ -1,7 +1,5 @@
 """manifest.json, hacs.json, translations and icons as Home Assistant and HACS check them."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 import re
@@ -81,6 +79,7 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def test_manifest_is_valid_for_hassfest() -> None:
+    """Manifest is valid for hassfest."""
     keys = list(MANIFEST)
     assert keys[:2] == ["domain", "name"]
     assert keys[2:] == sorted(keys[2:])
@@ -109,6 +108,7 @@ def test_manifest_is_valid_for_hassfest() -> None:
 
 
 def test_hacs_json_is_valid() -> None:
+    """Hacs json is valid."""
     assert set(HACS) <= HACS_KEYS
     assert HACS["name"] == MANIFEST["name"]
     minimum = AwesomeVersion(HACS["homeassistant"])
@@ -137,6 +137,7 @@ EN_LEAVES = leaves(EN)
 
 
 def test_at_least_six_languages() -> None:
+    """At least six languages."""
     assert {path.stem for path in TRANSLATIONS} >= {"en", "de", "fr", "es", "nl", "it"}
 
 

@@ -5,8 +5,6 @@ distinctive secret values; then everything a user or a bug report could see is
 searched for them.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 
@@ -17,9 +15,9 @@ import pytest
 
 from custom_components.telzino.const import DOMAIN
 from custom_components.telzino.diagnostics import async_get_config_entry_diagnostics
-from tests.conftest import make_entry, poll, setup_entry
-from tests.fake_telzino import FakeTelzino
-from tests.test_faults import FAULTS, REAUTH, reauthenticate
+from scripts.fake_telzino import FakeTelzino
+from tests.common import make_entry, poll, reauthenticate, setup_entry
+from tests.faults import FAULTS, REAUTH
 
 SECRET_CLIENT_ID = "cid-7f3a-DISTINCTIVE-CLIENT-ID"
 SECRET_CLIENT_SECRET = "csec-91b2-DISTINCTIVE-CLIENT-SECRET"
@@ -31,6 +29,7 @@ class Evidence:
     """Everything seen so far that must not hold a secret."""
 
     def __init__(self, hass: HomeAssistant, caplog: pytest.LogCaptureFixture) -> None:
+        """Start with nothing seen."""
         self.hass = hass
         self.caplog = caplog
         self.texts: list[str] = []
@@ -47,6 +46,7 @@ class Evidence:
                     self.texts.append(f"{agent.error!s} {agent.error!r}")
 
     def assert_clean(self, secrets: list[str]) -> None:
+        """Fail if any secret is in what was seen or logged."""
         formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
         logged = [formatter.format(record) for record in self.caplog.records]
         haystack = "\n".join(self.texts + logged)
@@ -64,8 +64,11 @@ async def test_no_secret_leaks(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """No secret leaks."""
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr("custom_components.telzino.api.DEFAULT_REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(
+        "custom_components.telzino.api.client.DEFAULT_REQUEST_TIMEOUT", 0.5
+    )
     evidence = Evidence(hass, caplog)
     credentials = {"client_id": SECRET_CLIENT_ID, "client_secret": SECRET_CLIENT_SECRET}
     fake.clients = {SECRET_CLIENT_ID: SECRET_CLIENT_SECRET}

@@ -9,8 +9,6 @@ after warm-up grows by under 1 MB; no task or timer is left behind (the
 test harness's own check at teardown).
 """
 
-from __future__ import annotations
-
 import asyncio
 from datetime import timedelta
 import gc
@@ -23,10 +21,11 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import storage
+import pytest
 
 from custom_components.telzino.api import RegistrationState
-from tests.conftest import make_entry, setup_entry
-from tests.fake_telzino import AGENTS, STATES, STATUS, TOKEN, FakeTelzino
+from scripts.fake_telzino import AGENTS, STATES, STATUS, TOKEN, FakeTelzino
+from tests.common import make_entry, setup_entry
 
 AGENT_COUNT = 20
 # The test harness's own bookkeeping is not the integration's memory: its mocked
@@ -44,6 +43,8 @@ NOT_HARNESS = [
 ]
 STATE_NAMES = list(STATES)
 
+pytestmark = [pytest.mark.soak, pytest.mark.slow]
+
 
 def forget_harness_storage_writes() -> None:
     """Empty the mocked storage's record of every write it was called with."""
@@ -56,6 +57,7 @@ async def test_soak(
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
+    """Soak."""
     polls = int(os.environ.get("TELZINO_SOAK_POLLS", "300"))
     warm_up = polls // 3
     rng = random.Random(20261127)  # noqa: S311  # seeded: a failure can be replayed

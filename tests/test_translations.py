@@ -1,7 +1,5 @@
 """Every key the code uses has its text in translations/en.json and icons.json."""
 
-from __future__ import annotations
-
 import ast
 import json
 from pathlib import Path
@@ -10,6 +8,7 @@ from typing import Any
 import pytest
 
 from custom_components.telzino.binary_sensor import BINARY_SENSORS
+from custom_components.telzino.config_flow import FORM_ERRORS
 from custom_components.telzino.const import (
     ISSUE_AGENT_NOT_FOUND,
     ISSUE_WRONG_CREDENTIALS,
@@ -23,7 +22,7 @@ ICONS = json.loads((INTEGRATION / "icons.json").read_text())
 
 
 def string_arguments(module: str) -> dict[str, set[str]]:
-    """String literals the module uses as form errors, abort reasons and keys."""
+    """Return the string literals a module uses as form errors, aborts and keys."""
     tree = ast.parse((INTEGRATION / module).read_text())
     found: dict[str, set[str]] = {"error": set(), "abort": set(), "exception": set()}
 
@@ -37,11 +36,7 @@ def string_arguments(module: str) -> dict[str, set[str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            if (
-                name == "CannotUpdateError"
-                and node.args
-                and (key := literal(node.args[0]))
-            ):
+            if name == "FormError" and node.args and (key := literal(node.args[0])):
                 found["error"].add(key)
             for keyword in node.keywords:
                 if keyword.arg == "reason" and (key := literal(keyword.value)):
@@ -54,19 +49,13 @@ def string_arguments(module: str) -> dict[str, set[str]]:
             target = node.targets[0].value
             if getattr(target, "id", "") == "errors" and (key := literal(node.value)):
                 found["error"].add(key)
-        elif isinstance(node, ast.FunctionDef) and node.name == "_error_key":
-            found["error"].update(
-                key
-                for child in ast.walk(node)
-                if isinstance(child, ast.Return)
-                and child.value is not None
-                and (key := literal(child.value))
-            )
     return found
 
 
 def test_config_flow_errors_and_aborts_are_translated() -> None:
+    """Config flow errors and aborts are translated."""
     used = string_arguments("config_flow.py")
+    used["error"].update(key for _, key in FORM_ERRORS)
     assert used["error"] >= {
         "invalid_auth",
         "cannot_connect",
@@ -81,6 +70,7 @@ def test_config_flow_errors_and_aborts_are_translated() -> None:
 
 
 def test_exceptions_and_issues_are_translated() -> None:
+    """Exceptions and issues are translated."""
     used = string_arguments("coordinator.py")
     # Keys chosen at run time from the error type.
     used["exception"] |= {"forbidden", "invalid_response", "cannot_connect"}
@@ -102,6 +92,7 @@ def test_exceptions_and_issues_are_translated() -> None:
 def test_entities_have_names_states_and_icons(
     platform: str, descriptions: tuple[Any, ...]
 ) -> None:
+    """Entities have names states and icons."""
     for description in descriptions:
         key = description.translation_key
         assert EN["entity"][platform][key]["name"]

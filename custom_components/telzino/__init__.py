@@ -1,21 +1,29 @@
 """The Telzino integration: SIP registration status of Telzino AI phone agents."""
 
-from __future__ import annotations
+from typing import Any
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .api import AccessToken, ClientCredentials, Credentials, TelzinoClient
 from .const import (
     AUTH_TOKEN,
     CONF_ACCESS_TOKEN,
+    CONF_AGENTS,
+    CONF_ALL_AGENTS,
     CONF_API_URL,
     CONF_AUTH_TYPE,
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
     DOMAIN,
+    UNIQUE_ID_SUFFIX_MIGRATION,
 )
 from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
 
@@ -32,14 +40,25 @@ def credentials_from(data: dict[str, str]) -> Credentials:
 def create_client(hass: HomeAssistant, data: dict[str, str]) -> TelzinoClient:
     """Return a client for stored (or just entered) entry data."""
     return TelzinoClient(
-        async_get_clientsession(hass),
         credentials_from(data),
+        session=async_get_clientsession(hass),
         api_url=data[CONF_API_URL],
     )
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> bool:
     """Set up a Telzino account from a config entry."""
+
+    @callback
+    def migrate_unique_id(entity_entry: er.RegistryEntry) -> dict[str, Any] | None:
+        agent_id, _, key = entity_entry.unique_id.partition("_")
+        if (new_key := UNIQUE_ID_SUFFIX_MIGRATION.get(key)) is None:
+            return None
+        return {"new_unique_id": f"{agent_id}_{new_key}"}
+
+    # Renamed entity keys keep their entity IDs and history.
+    await er.async_migrate_entries(hass, entry.entry_id, migrate_unique_id)
+
     coordinator = TelzinoCoordinator(hass, entry, create_client(hass, dict(entry.data)))
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
@@ -63,8 +82,21 @@ async def async_remove_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> 
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: TelzinoConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user delete the device of an agent that is no longer watched."""
+    """Let the user delete the device of an agent that is no longer watched.
+
+    Decided from the options, which exist whether or not the entry is loaded;
+    with all agents watched only a loaded entry knows the account's agents, and
+    a device deleted while it is not loaded comes back if its agent still exists.
+    """
+    if entry.options.get(CONF_ALL_AGENTS, False):
+        watched: set[str] = (
+            set(entry.runtime_data.data)
+            if entry.state is ConfigEntryState.LOADED
+            else set()
+        )
+    else:
+        watched = set(entry.options.get(CONF_AGENTS, []))
     return not any(
-        domain == DOMAIN and agent_id in entry.runtime_data.data
+        domain == DOMAIN and agent_id in watched
         for domain, agent_id in device.identifiers
     )

@@ -1,9 +1,8 @@
 """Binary sensors of a Telzino agent: registered, registration enabled."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import override
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -69,6 +68,7 @@ class TelzinoBinarySensor(TelzinoEntity, BinarySensorEntity):
     entity_description: TelzinoBinarySensorEntityDescription
 
     @property
+    @override
     def is_on(self) -> bool | None:
         """Return the value from the last poll."""
         status = self.status

@@ -1,10 +1,9 @@
 """Config, reauth, reconfigure and options flows of the Telzino integration."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Mapping
+import hashlib
 import re
-from typing import Any
+from typing import Any, override
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -27,7 +26,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import probatio as vol
+import probatio
 
 from . import create_client
 from .api import (
@@ -43,6 +42,7 @@ from .api import (
     TelzinoInvalidUrlError,
     TelzinoNotFoundError,
     TelzinoRateLimitedError,
+    TelzinoRequestError,
     validate_agent_id,
     validate_api_url,
 )
@@ -66,44 +66,45 @@ from .const import (
 )
 
 CONF_ADVANCED = "advanced"
+CLIENT_DIGEST_PREFIX = "client_sha256_"
 CONF_AGENT_IDS = "agent_ids"
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 TEXT = TextSelector()
 URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 ADVANCED = section(
-    vol.Schema({vol.Required(CONF_API_URL, default=DEFAULT_API_URL): URL}),
+    probatio.Schema({probatio.Required(CONF_API_URL, default=DEFAULT_API_URL): URL}),
     {"collapsed": True},
 )
 AUTH_SCHEMAS = {
-    AUTH_CREDENTIALS: vol.Schema(
+    AUTH_CREDENTIALS: probatio.Schema(
         {
-            vol.Required(CONF_CLIENT_ID): TEXT,
-            vol.Required(CONF_CLIENT_SECRET): PASSWORD,
-            vol.Required(CONF_ADVANCED): ADVANCED,
+            probatio.Required(CONF_CLIENT_ID): TEXT,
+            probatio.Required(CONF_CLIENT_SECRET): PASSWORD,
+            probatio.Required(CONF_ADVANCED): ADVANCED,
         }
     ),
-    AUTH_TOKEN: vol.Schema(
+    AUTH_TOKEN: probatio.Schema(
         {
-            vol.Required(CONF_ACCESS_TOKEN): PASSWORD,
-            vol.Required(CONF_ADVANCED): ADVANCED,
+            probatio.Required(CONF_ACCESS_TOKEN): PASSWORD,
+            probatio.Required(CONF_ADVANCED): ADVANCED,
         }
     ),
 }
 # Reauth and reconfigure take either kind of credentials, so that a user on a
 # pasted token can switch to client credentials there.
-UPDATE_CREDENTIALS_SCHEMA = vol.Schema(
+UPDATE_CREDENTIALS_SCHEMA = probatio.Schema(
     {
-        vol.Optional(CONF_CLIENT_ID): TEXT,
-        vol.Optional(CONF_CLIENT_SECRET): PASSWORD,
-        vol.Optional(CONF_ACCESS_TOKEN): PASSWORD,
+        probatio.Optional(CONF_CLIENT_ID): TEXT,
+        probatio.Optional(CONF_CLIENT_SECRET): PASSWORD,
+        probatio.Optional(CONF_ACCESS_TOKEN): PASSWORD,
     }
 )
 AGENT_ID_SEPARATORS = re.compile(r"[\s,;]+")
 
 
-class CannotUpdateError(Exception):
-    """Entered data that cannot be used; `key` is the form error."""
+class FormError(Exception):
+    """What the user entered cannot be used; `key` is the error the form shows."""
 
     def __init__(self, key: str, placeholders: dict[str, str] | None = None) -> None:
         """Keep the translation key and its placeholders."""
@@ -112,18 +113,24 @@ class CannotUpdateError(Exception):
         self.placeholders = placeholders or {}
 
 
-def _error_key(err: Exception) -> str:
+# The form error of each client error, most specific class first.
+FORM_ERRORS: tuple[tuple[type[TelzinoError], str], ...] = (
+    (TelzinoInvalidUrlError, "invalid_url"),
+    (TelzinoAuthenticationError, "invalid_auth"),
+    (TelzinoForbiddenError, "forbidden"),
+    (TelzinoRateLimitedError, "rate_limited"),
+    (TelzinoConnectionError, "cannot_connect"),
+    (TelzinoInvalidResponseError, "cannot_connect"),
+    # A 404 outside an agent's own path: most likely a wrong API URL.
+    (TelzinoNotFoundError, "cannot_connect"),
+    (TelzinoRequestError, "request_rejected"),
+    (TelzinoError, "unknown"),
+)
+
+
+def _form_error(err: TelzinoError) -> FormError:
     """Return the form error for an error of the client."""
-    if isinstance(err, TelzinoInvalidUrlError):
-        return "invalid_url"
-    if isinstance(err, TelzinoAuthenticationError):
-        return "invalid_auth"
-    if isinstance(err, TelzinoRateLimitedError):
-        return "rate_limited"
-    if isinstance(err, (TelzinoConnectionError, TelzinoInvalidResponseError)):
-        return "cannot_connect"
-    LOGGER.exception("Unexpected error while checking Telzino credentials")
-    return "unknown"
+    return FormError(next(key for kind, key in FORM_ERRORS if isinstance(err, kind)))
 
 
 def _auth_data(user_input: Mapping[str, Any], api_url: str) -> dict[str, str]:
@@ -140,11 +147,11 @@ def _auth_data(user_input: Mapping[str, Any], api_url: str) -> dict[str, str]:
     elif access_token:
         auth = {CONF_AUTH_TYPE: AUTH_TOKEN, CONF_ACCESS_TOKEN: access_token}
     else:
-        raise CannotUpdateError("missing_credentials")
+        raise FormError("missing_credentials")
     try:
         return {**auth, CONF_API_URL: validate_api_url(api_url)}
     except TelzinoInvalidUrlError as err:
-        raise CannotUpdateError(_error_key(err)) from err
+        raise _form_error(err) from err
 
 
 async def _async_connect(
@@ -158,8 +165,11 @@ async def _async_connect(
             return client, await client.get_agents()
         except TelzinoForbiddenError:
             return client, None
-    except Exception as err:  # every failure is shown on the form
-        raise CannotUpdateError(_error_key(err)) from err
+    except TelzinoError as err:
+        raise _form_error(err) from err
+    except Exception as err:
+        LOGGER.exception("Unexpected error while checking Telzino credentials")
+        raise FormError("unknown") from err
 
 
 async def _async_account_id(
@@ -176,6 +186,22 @@ async def _async_account_id(
             return None
     organizations = {agent.organization_id for agent in agents if agent.organization_id}
     return min(organizations) if organizations else None
+
+
+def _client_id_digest(data: Mapping[str, str]) -> str | None:
+    """Identity of credentials whose organization cannot be read.
+
+    A digest, so that the client ID itself never shows in the entry's unique ID.
+    A pasted token has no stable identity: it changes every day.
+    """
+    if data[CONF_AUTH_TYPE] != AUTH_CREDENTIALS:
+        return None
+    digest = hashlib.sha256(data[CONF_CLIENT_ID].encode()).hexdigest()
+    return f"{CLIENT_DIGEST_PREFIX}{digest}"
+
+
+def _is_organization(unique_id: str | None) -> bool:
+    return unique_id is not None and not unique_id.startswith(CLIENT_DIGEST_PREFIX)
 
 
 def _watched_elsewhere(hass: HomeAssistant, entry_id: str | None) -> set[str]:
@@ -217,10 +243,12 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
+    @override
     def async_get_options_flow(config_entry: ConfigEntry) -> TelzinoOptionsFlow:
         """Return the options flow."""
         return TelzinoOptionsFlow()
 
+    @override
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -249,15 +277,12 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
             try:
                 data = _auth_data(user_input, user_input[CONF_ADVANCED][CONF_API_URL])
                 self._client, agents = await _async_connect(self.hass, data)
-            except CannotUpdateError as err:
+            except FormError as err:
                 errors["base"] = err.key
             else:
                 self._data = data
-                if agents is not None:
-                    account_id = await _async_account_id(self._client, agents, [])
-                    if account_id is not None:
-                        await self.async_set_unique_id(account_id)
-                        self._abort_if_unique_id_configured()
+                if agents:
+                    await self._async_set_account(agents, [])
                 elsewhere = _watched_elsewhere(self.hass, None)
                 self._agents = [a for a in agents or [] if a.id not in elsewhere]
                 if self._agents:
@@ -285,12 +310,12 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
                     [] if all_agents else agents, all_agents=all_agents
                 )
             errors["base"] = "no_agents_selected"
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Optional(CONF_AGENTS): _agent_selector(
+                probatio.Optional(CONF_AGENTS): _agent_selector(
                     {agent.id: agent.name for agent in self._agents}, custom=False
                 ),
-                vol.Optional(CONF_ALL_AGENTS, default=False): BooleanSelector(),
+                probatio.Optional(CONF_ALL_AGENTS, default=False): BooleanSelector(),
             }
         )
         return self.async_show_form(
@@ -310,21 +335,18 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
                 agent_ids = await self._async_check_agent_ids(
                     user_input[CONF_AGENT_IDS]
                 )
-            except CannotUpdateError as err:
+            except FormError as err:
                 errors[CONF_AGENT_IDS] = err.key
                 placeholders.update(err.placeholders)
             else:
-                account_id = await _async_account_id(self._client, None, agent_ids)
-                if account_id is not None:
-                    await self.async_set_unique_id(account_id)
-                    self._abort_if_unique_id_configured()
+                await self._async_set_account(None, agent_ids)
                 return self._async_create_entry(agent_ids, all_agents=False)
         return self.async_show_form(
             step_id="agents_manual",
             data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
+                probatio.Schema(
                     {
-                        vol.Required(CONF_AGENT_IDS): TextSelector(
+                        probatio.Required(CONF_AGENT_IDS): TextSelector(
                             TextSelectorConfig(multiline=True)
                         )
                     }
@@ -339,27 +361,36 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
         """Parse the IDs; check each one's format, then that it exists."""
         raw_ids = [part for part in AGENT_ID_SEPARATORS.split(text) if part]
         if not raw_ids:
-            raise CannotUpdateError("no_agents_selected")
+            raise FormError("no_agents_selected")
         agent_ids: list[str] = []
         for raw_id in raw_ids:
             try:
                 agent_ids.append(validate_agent_id(raw_id))
             except TelzinoInvalidAgentIdError as err:
-                raise CannotUpdateError(
-                    "invalid_agent_id", {"agent_id": raw_id}
-                ) from err
+                raise FormError("invalid_agent_id", {"agent_id": raw_id}) from err
         agent_ids = list(dict.fromkeys(agent_ids))
         elsewhere = _watched_elsewhere(self.hass, None)
         for agent_id in agent_ids:
             if agent_id in elsewhere:
-                raise CannotUpdateError("already_watched", {"agent_id": agent_id})
+                raise FormError("already_watched", {"agent_id": agent_id})
         results = await self._client.get_registration_statuses(agent_ids)
         for agent_id, result in results.items():
             if isinstance(result, TelzinoNotFoundError):
-                raise CannotUpdateError("agent_not_found", {"agent_id": agent_id})
+                raise FormError("agent_not_found", {"agent_id": agent_id})
             if isinstance(result, TelzinoError):
-                raise CannotUpdateError(_error_key(result)) from result
+                raise _form_error(result) from result
         return agent_ids
+
+    async def _async_set_account(
+        self, agents: list[Agent] | None, agent_ids: list[str]
+    ) -> None:
+        """Give the flow the account's identity; abort if it is set up already."""
+        account_id = await _async_account_id(
+            self._client, agents, agent_ids
+        ) or _client_id_digest(self._data)
+        if account_id is not None:
+            await self.async_set_unique_id(account_id)
+            self._abort_if_unique_id_configured()
 
     @callback
     def _async_create_entry(
@@ -396,7 +427,7 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
         """Change the credentials or the API URL of the same account."""
         entry = self._get_reconfigure_entry()
         schema = UPDATE_CREDENTIALS_SCHEMA.extend(
-            {vol.Required(CONF_API_URL, default=entry.data[CONF_API_URL]): URL}
+            {probatio.Required(CONF_API_URL, default=entry.data[CONF_API_URL]): URL}
         )
         return await self._async_step_update("reconfigure", entry, user_input, schema)
 
@@ -405,7 +436,7 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
         step_id: str,
         entry: ConfigEntry,
         user_input: dict[str, Any] | None,
-        schema: vol.Schema,
+        schema: probatio.Schema,
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -413,13 +444,15 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
             try:
                 data = _auth_data(user_input, api_url)
                 client, agents = await _async_connect(self.hass, data)
-            except CannotUpdateError as err:
+            except FormError as err:
                 errors["base"] = err.key
             else:
                 account_id = await _async_account_id(
                     client, agents, entry.options.get(CONF_AGENTS, [])
                 )
-                if account_id is not None and entry.unique_id is not None:
+                # Only organizations tell accounts apart: a client ID digest
+                # differs for every API client of the same account.
+                if _is_organization(account_id) and _is_organization(entry.unique_id):
                     await self.async_set_unique_id(account_id)
                     self._abort_if_unique_id_mismatch(reason="wrong_account")
                 return self.async_update_reload_and_abort(entry, data=data)
@@ -478,13 +511,13 @@ class TelzinoOptionsFlow(OptionsFlowWithReload):
                 for agent_id, agent in coordinator.account_agents.items()
             }
         elsewhere = _watched_elsewhere(self.hass, entry.entry_id)
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Optional(CONF_AGENTS): _agent_selector(
+                probatio.Optional(CONF_AGENTS): _agent_selector(
                     {k: v for k, v in known.items() if k not in elsewhere}, custom=True
                 ),
-                vol.Required(CONF_ALL_AGENTS): BooleanSelector(),
-                vol.Required(CONF_SCAN_INTERVAL): NumberSelector(
+                probatio.Required(CONF_ALL_AGENTS): BooleanSelector(),
+                probatio.Required(CONF_SCAN_INTERVAL): NumberSelector(
                     NumberSelectorConfig(
                         min=MIN_SCAN_INTERVAL,
                         max=MAX_SCAN_INTERVAL,

@@ -1,7 +1,5 @@
 """Constants of the Telzino integration."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 import logging
 from typing import Final
@@ -34,3 +32,6 @@ AGENT_LIST_REFRESH: Final = timedelta(hours=1)
 
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"
+
+# Entity keys renamed since an earlier release: old unique-ID suffix -> new.
+UNIQUE_ID_SUFFIX_MIGRATION: Final = {"registration_timeout": "registration_interval"}

@@ -1,13 +1,12 @@
 """Polls the registration status of the watched Telzino agents."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn, Self, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -42,6 +41,28 @@ from .const import (
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 
 
+@dataclass(frozen=True, slots=True)
+class StatusError:
+    """Why an agent's status could not be read.
+
+    Unlike the exception it comes from, it compares by value: two polls that
+    fail the same way are equal, so they write no state.
+    """
+
+    kind: type[TelzinoError]
+    message: str
+
+    @classmethod
+    def from_exception(cls, err: TelzinoError) -> Self:
+        """Keep the error's class and message."""
+        return cls(type(err), str(err))
+
+    @override
+    def __str__(self) -> str:
+        """Return the error as a log line or diagnostics show it."""
+        return f"{self.kind.__name__}: {self.message}"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AgentData:
     """What the last poll learned about one agent."""
@@ -50,7 +71,7 @@ class AgentData:
     # None when this agent's status could not be fetched: its entities are
     # unavailable rather than stale.
     status: RegistrationStatus | None
-    error: TelzinoError | None = None
+    error: StatusError | None = None
 
 
 def issue_id(kind: str, agent_id: str) -> str:
@@ -88,32 +109,35 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._rate_limit_streak = 0
         self._agents_unavailable: set[str] = set()
 
+    @override
     async def _async_update_data(self) -> dict[str, AgentData]:
         """Fetch every watched agent's status in one concurrent batch."""
         try:
             await self._async_refresh_agent_list()
             results = await self.client.get_registration_statuses(self.watched)
         except TelzinoError as err:
-            raise self._translate(err) from err
+            self._raise_update_failed(err)
         errors = [r for r in results.values() if isinstance(r, TelzinoError)]
         for error in errors:
             # The whole account is affected: the batch stopped at the first one.
             if isinstance(error, (TelzinoAuthenticationError, TelzinoRateLimitedError)):
-                raise self._translate(error) from error
+                self._raise_update_failed(error)
         if (
             errors
             and len(errors) == len(results)
             and not any(isinstance(error, TelzinoNotFoundError) for error in errors)
         ):
             # Nothing could be read: an API outage, logged once as such.
-            raise self._translate(errors[0]) from errors[0]
+            self._raise_update_failed(errors[0])
         self._rate_limit_streak = 0
         data = {
             agent_id: AgentData(
                 name=self._agent_name(agent_id),
-                status=None if isinstance(result, TelzinoError) else result,
-                error=result if isinstance(result, TelzinoError) else None,
+                status=None,
+                error=StatusError.from_exception(result),
             )
+            if isinstance(result, TelzinoError)
+            else AgentData(name=self._agent_name(agent_id), status=result)
             for agent_id, result in results.items()
         }
         self._log_agent_availability(data)
@@ -172,12 +196,12 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             if device.name != agent.name:
                 registry.async_update_device(device.id, name=agent.name)
 
-    def _translate(self, err: TelzinoError) -> HomeAssistantError:
-        """Map a client error to the Home Assistant error that handles it."""
+    def _raise_update_failed(self, err: TelzinoError) -> NoReturn:
+        """Raise the Home Assistant error that handles a client error."""
         if isinstance(err, TelzinoAuthenticationError):
-            return ConfigEntryAuthFailed(
+            raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="auth_failed"
-            )
+            ) from err
         if isinstance(err, TelzinoRateLimitedError):
             retry_after = err.retry_after
             if retry_after is None:
@@ -187,23 +211,23 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     MAX_SCAN_INTERVAL,
                 )
             self._rate_limit_streak += 1
-            return UpdateFailed(
+            raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="rate_limited",
                 translation_placeholders={"retry_after": str(round(retry_after))},
                 retry_after=retry_after,
-            )
+            ) from err
         if isinstance(err, TelzinoForbiddenError):
             key = "forbidden"
         elif isinstance(err, TelzinoInvalidResponseError):
             key = "invalid_response"
         else:
             key = "cannot_connect"
-        return UpdateFailed(
+        raise UpdateFailed(
             translation_domain=DOMAIN,
             translation_key=key,
             translation_placeholders={"error": str(err)},
-        )
+        ) from err
 
     def _log_agent_availability(self, data: dict[str, AgentData]) -> None:
         """Log once when an agent's status cannot be read, and once when it can again."""
@@ -232,7 +256,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 active=wrong_credentials,
                 placeholders={"agent": agent.name, "dashboard_url": DASHBOARD_URL},
             )
-            not_found = isinstance(agent.error, TelzinoNotFoundError)
+            not_found = agent.error is not None and issubclass(
+                agent.error.kind, TelzinoNotFoundError
+            )
             if not_found and self.all_agents:
                 # Deleted from the account: the next list pass removes its device.
                 self._agents_listed_at = None

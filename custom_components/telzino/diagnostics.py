@@ -1,7 +1,5 @@
 """Diagnostics of a Telzino config entry, with secrets redacted."""
 
-from __future__ import annotations
-
 from dataclasses import asdict
 from typing import Any
 
@@ -39,9 +37,7 @@ async def async_get_config_entry_diagnostics(
             agent_id: {
                 "name": agent.name,
                 "status": asdict(agent.status) if agent.status else None,
-                "error": f"{type(agent.error).__name__}: {agent.error}"
-                if agent.error
-                else None,
+                "error": str(agent.error) if agent.error else None,
             }
             for agent_id, agent in coordinator.data.items()
         },

@@ -1,11 +1,10 @@
 """Base entity of the Telzino integration: one device per agent."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable
+from typing import override
 
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
@@ -34,6 +33,7 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
         self.entity_description = description
         self._attr_unique_id = f"{agent_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
+            entry_type=DeviceEntryType.SERVICE,
             identifiers={(DOMAIN, agent_id)},
             name=coordinator.data[agent_id].name,
             manufacturer=MANUFACTURER,
@@ -41,12 +41,14 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
             configuration_url=DASHBOARD_URL,
         )
 
+    @override
     async def async_added_to_hass(self) -> None:
         """Remember what the first state was written from."""
         await super().async_added_to_hass()
         self._written = (self.coordinator.last_update_success, self.agent)
 
     @callback
+    @override
     def _handle_coordinator_update(self) -> None:
         """Write the state only when this agent's data or availability changed.
 
@@ -71,6 +73,7 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
         return agent.status if agent else None
 
     @property
+    @override
     def available(self) -> bool:
         """Unavailable, never stale, when this agent's status is unknown."""
         return super().available and self.status is not None

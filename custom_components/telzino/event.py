@@ -1,6 +1,6 @@
 """Event entity of a Telzino agent: fires when its registration changes."""
 
-from __future__ import annotations
+from typing import override
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
@@ -43,6 +43,7 @@ class TelzinoRegistrationEvent(TelzinoEntity, EventEntity):
 
     _last_state: RegistrationState | None = None
 
+    @override
     async def async_added_to_hass(self) -> None:
         """Remember the state at start: a transition needs a state before it."""
         await super().async_added_to_hass()
@@ -50,6 +51,7 @@ class TelzinoRegistrationEvent(TelzinoEntity, EventEntity):
             self._last_state = status.state
 
     @callback
+    @override
     def _handle_coordinator_update(self) -> None:
         status = self.status
         if status is None:

@@ -1,7 +1,5 @@
 """Repair flow: stop watching an agent that no longer exists."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult

@@ -1,10 +1,9 @@
 """Sensors of a Telzino agent: registration state, expiry and diagnostics."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -52,13 +51,13 @@ SENSORS: tuple[TelzinoSensorEntityDescription, ...] = (
         value_fn=lambda status: status.last_register_sent,
     ),
     TelzinoSensorEntityDescription(
-        key="registration_timeout",
-        translation_key="registration_timeout",
+        key="registration_interval",
+        translation_key="registration_interval",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
-        value_fn=lambda status: status.registration_timeout,
+        value_fn=lambda status: status.registration_interval,
     ),
     TelzinoSensorEntityDescription(
         key="status_message",
@@ -91,6 +90,7 @@ class TelzinoSensor(TelzinoEntity, SensorEntity):
     entity_description: TelzinoSensorEntityDescription
 
     @property
+    @override
     def native_value(self) -> str | int | datetime | None:
         """Return the value from the last poll."""
         status = self.status

@@ -6,8 +6,6 @@ saved as a screenshot: to a temporary folder, or to the folder named by
 TELZINO_SCREENSHOTS (`scripts/screenshots` refreshes docs/images that way).
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 import os
 from pathlib import Path
@@ -16,9 +14,8 @@ import time
 from playwright.async_api import Browser, Page, async_playwright, expect
 import pytest
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
-from tests.fake_telzino import FakeTelzino
-from tests.live_ha import (
+from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FakeTelzino
+from scripts.live_ha import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DEMO_PASSWORD,
@@ -28,7 +25,7 @@ from tests.live_ha import (
     run_home_assistant,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
 # The frontend's first load on a cold, busy CI machine can take longer than
 # Playwright's default 5 s; a missing element still fails, only later.
 expect.set_options(timeout=20_000)
@@ -89,6 +86,7 @@ DASHBOARD = {
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
+    """Return the folder for screenshots (TELZINO_SCREENSHOTS, or a temporary one)."""
     folder = Path(os.environ.get("TELZINO_SCREENSHOTS", tmp_path / "screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -96,6 +94,7 @@ def screenshots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
+    """Yield Debian's chromium, driven by Playwright."""
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
@@ -114,6 +113,7 @@ async def check_step(page: Page, screenshots: Path, name: str) -> str:
 
 
 async def log_in(page: Page, hass: LiveHomeAssistant) -> None:
+    """Log in as the demo user."""
     await page.goto(f"{hass.url}/")
     await page.get_by_role("textbox", name="Username").fill(DEMO_USER)
     await page.get_by_role("textbox", name="Password").fill(DEMO_PASSWORD)
@@ -130,6 +130,7 @@ async def test_add_integration_in_the_frontend(
     browser: Browser,
     screenshots: Path,
 ) -> None:
+    """Add integration in the frontend."""
     fake.clock = time.time  # real times for the screenshots
     fake.add_agent("Front desk")
     fake.add_agent("Sales line")

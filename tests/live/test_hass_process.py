@@ -4,8 +4,6 @@ Onboarding, the config flow and the options flow go through Home Assistant's
 REST API as the frontend uses it; nothing of the integration is mocked.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,11 +12,10 @@ import time
 
 import pytest
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, FRONT_DESK
-from tests.fake_telzino import FakeTelzino
-from tests.live_ha import free_port, run_home_assistant
+from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FRONT_DESK, FakeTelzino
+from scripts.live_ha import free_port, run_home_assistant
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -30,6 +27,7 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
 async def test_real_home_assistant(
     fake: FakeTelzino, fake_url: str, agents: list[str], tmp_path: Path
 ) -> None:
+    """Real home assistant."""
     fake.clock = time.time  # the real Home Assistant runs on real time
     config_dir = tmp_path / "config"
     async with run_home_assistant(config_dir, free_port()) as hass:

@@ -6,8 +6,6 @@ onboarding and adds the Telzino config entry through Home Assistant's REST API,
 the way the frontend does it.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
 ]
 DEMO_USER = "demo"
-DEMO_PASSWORD = "telzino-demo"  # a local demo account, printed to the user
+DEMO_PASSWORD = "telzino-demo"  # noqa: S105  # a local demo account, printed to the user
 
 
 def free_port() -> int:

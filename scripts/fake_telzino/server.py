@@ -1,24 +1,17 @@
-"""A fake Telzino API server for the tests and for running Home Assistant locally.
+"""The fake Telzino API: its state, its HTTP endpoints and its control API.
 
 It serves the endpoints the integration uses, holds agents and their SIP
 registration state, injects faults per endpoint and per agent, and counts
 requests. Tests drive it through `FakeTelzino`'s methods; a running Home
 Assistant is driven from outside through the control API under `/_fake/`.
-
-Run on its own: `python -m tests.fake_telzino --port 8787 --demo`.
 """
 
-from __future__ import annotations
-
-import argparse
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-import itertools
-import json
 import math
 import secrets
 import time
@@ -27,8 +20,10 @@ import uuid
 
 from aiohttp import web
 
+from .const import CLIENT_ID, CLIENT_SECRET, ORGANIZATION_ID
+
 # The endpoints the counters and faults are keyed on.
-TOKEN: Final = "token"  # an endpoint name
+TOKEN: Final = "token"  # noqa: S105  # an endpoint name
 AGENTS: Final = "agents"
 AGENT: Final = "agent"
 STATUS: Final = "status"
@@ -55,7 +50,7 @@ class FakeAgent:
 
     id: str
     name: str
-    organization_id: str = "00000000-0000-4000-8000-000000000001"
+    organization_id: str = ORGANIZATION_ID
     status: str = "active"
     state: str = "REGISTERED_STATE"
     # Set only for states outside STATES (codes 8 and 9 are undocumented).
@@ -106,7 +101,7 @@ class FakeTelzino:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Start with no agents and one known client."""
-        self.clients: dict[str, str] = {"test-client-id": "test-client-secret"}
+        self.clients: dict[str, str] = {CLIENT_ID: CLIENT_SECRET}
         self.tokens: dict[str, float] = {}
         # Every token ever issued, for tests that look for leaks.
         self.issued_tokens: list[str] = []
@@ -374,7 +369,7 @@ class FakeTelzino:
         }
 
     def status_json(self, agent: FakeAgent) -> dict[str, Any]:
-        """The `data` object of the status endpoint for an agent."""
+        """Return the `data` object of the status endpoint for an agent."""
         code, message = STATES.get(agent.state, (agent.state_code or 9, "Unknown"))
         if agent.state_code is not None:
             code = agent.state_code
@@ -472,83 +467,11 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # the only way to learn an OS-chosen port
+    server = site._server  # noqa: SLF001  # the only way to learn an OS-chosen port
     assert isinstance(server, asyncio.Server)
     bound_port = server.sockets[0].getsockname()[1]
-    fake._runner, fake._site, fake._address = runner, site, (host, bound_port)
+    fake._runner, fake._site, fake._address = runner, site, (host, bound_port)  # noqa: SLF001
     try:
         yield f"http://{host}:{bound_port}"
     finally:
         await runner.cleanup()
-
-
-DEMO_FLAPPING_AGENT: Final = "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e02"
-
-
-def seed_demo(fake: FakeTelzino) -> None:
-    """Demo agents in several states, for local runs."""
-    fake.add_agent("Front desk", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e01")
-    fake.add_agent("Sales line", DEMO_FLAPPING_AGENT)
-    fake.add_agent(
-        "After-hours support",
-        "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e03",
-        state="WRONG_CREDENTIALS_STATE",
-    )
-    fake.add_agent(
-        "Warehouse", "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e04", state="NOT_FOUND"
-    )
-
-
-async def flap_demo_agent(fake: FakeTelzino, period: float = 180) -> None:
-    """Lose and regain the "Sales line" registration every `period` seconds."""
-    states = ("REGISTER_TIMEOUT_STATE", "REGISTERED_STATE")
-    for step in itertools.count():
-        await asyncio.sleep(period)
-        fake.set_state(DEMO_FLAPPING_AGENT, states[step % 2])
-
-
-async def _main(
-    host: str, port: int, *, demo: bool, agents: int, latency: float
-) -> None:
-    fake = FakeTelzino(latency=latency)
-    fake.add_agents(agents)
-    background: set[asyncio.Task[None]] = set()  # keeps the task referenced
-    if demo:
-        seed_demo(fake)
-        background.add(asyncio.create_task(flap_demo_agent(fake)))
-    async with serve(fake, host, port) as url:
-        client_id, client_secret = next(iter(fake.clients.items()))
-        print(
-            json.dumps(
-                {"url": url, "client_id": client_id, "client_secret": client_secret}
-            ),
-            flush=True,
-        )
-        await asyncio.Event().wait()
-
-
-def main() -> None:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787)
-    parser.add_argument("--demo", action="store_true", help="seed demo agents")
-    parser.add_argument("--agents", type=int, default=0, help="add N numbered agents")
-    parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
-    )
-    args = parser.parse_args()
-    with suppress(KeyboardInterrupt):
-        asyncio.run(
-            _main(
-                args.host,
-                args.port,
-                demo=args.demo,
-                agents=args.agents,
-                latency=args.latency,
-            )
-        )
-
-
-if __name__ == "__main__":
-    main()

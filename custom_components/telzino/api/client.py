@@ -1,27 +1,44 @@
-"""Async client for the Telzino REST API.
+"""The Telzino API client: one set of credentials, one account.
 
-This module knows nothing about Home Assistant: it takes an aiohttp session,
-speaks the API described in the Telzino documentation and raises its own
-exceptions, all derived from `TelzinoError`. Messages never carry a secret.
+Knows nothing about Home Assistant: it speaks the API described in the Telzino
+documentation over aiohttp and raises the exceptions of `.exceptions`.
 """
-
-from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 import ipaddress
 import json
 import math
 import time
+from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
 import uuid
 
 import aiohttp
+
+from .exceptions import (
+    TelzinoAuthenticationError,
+    TelzinoConnectionError,
+    TelzinoError,
+    TelzinoForbiddenError,
+    TelzinoInvalidAgentIdError,
+    TelzinoInvalidInputError,
+    TelzinoInvalidResponseError,
+    TelzinoInvalidUrlError,
+    TelzinoNotFoundError,
+    TelzinoRateLimitedError,
+    TelzinoRequestError,
+)
+from .models import (
+    AccessToken,
+    Agent,
+    ClientCredentials,
+    Credentials,
+    RegistrationStatus,
+)
 
 DEFAULT_API_URL: Final = "https://api.telzino.com"
 TOKEN_AUDIENCE: Final = "https://api.telzino.com/"  # noqa: S105  # not a secret
@@ -38,189 +55,6 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_AGENTS_PAGE_BYTES: Final = 16 * 1024 * 1024
 # Guards pagination against a server that never says it is done.
 MAX_AGENT_PAGES: Final = 1000
-
-
-class TelzinoError(Exception):
-    """Base class of every error raised by this client."""
-
-
-class TelzinoInvalidInputError(TelzinoError, ValueError):
-    """Input rejected before any request was made."""
-
-
-class TelzinoInvalidUrlError(TelzinoInvalidInputError):
-    """The API base URL is not an https URL (or http on a loopback host)."""
-
-
-class TelzinoInvalidAgentIdError(TelzinoInvalidInputError):
-    """An agent ID is not a UUID."""
-
-    def __init__(self, agent_id: str) -> None:
-        """Keep the rejected ID for the caller."""
-        super().__init__(f"Agent ID is not a UUID: {agent_id!r}")
-        self.agent_id = agent_id
-
-
-class TelzinoAuthenticationError(TelzinoError):
-    """The access token or the client credentials were rejected."""
-
-
-class TelzinoForbiddenError(TelzinoError):
-    """The credentials are valid but not allowed to do this (HTTP 403)."""
-
-
-class TelzinoNotFoundError(TelzinoError):
-    """The requested resource, usually an agent, does not exist (HTTP 404)."""
-
-
-class TelzinoRateLimitedError(TelzinoError):
-    """The API asked to slow down (HTTP 429)."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        """Keep the server's Retry-After in seconds; None when it sent none."""
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class TelzinoConnectionError(TelzinoError):
-    """The API could not be reached or failed on its side (timeout, 5xx)."""
-
-
-class TelzinoInvalidResponseError(TelzinoError):
-    """The API answered with something this client cannot read."""
-
-
-class TelzinoRequestError(TelzinoError):
-    """The API refused the request for another reason (400 and other 4xx)."""
-
-
-class RegistrationState(StrEnum):
-    """Registration state, keyed on the API's state name (never its code)."""
-
-    NOT_REGISTERED = "not_registered"
-    REGISTERING = "registering"
-    AUTHENTICATING = "authenticating"
-    REGISTERED = "registered"
-    REGISTER_TIMEOUT = "register_timeout"
-    INTERNAL_ERROR = "internal_error"
-    WRONG_CREDENTIALS = "wrong_credentials"
-    REGISTRAR_ERROR = "registrar_error"
-    NOT_FOUND = "not_found"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def from_api(cls, name: str) -> RegistrationState:
-        """Map an API state name; names this client does not know are UNKNOWN."""
-        return _API_STATES.get(name, cls.UNKNOWN)
-
-
-_API_STATES: Final[dict[str, RegistrationState]] = {
-    "NOT_REGISTERED_STATE": RegistrationState.NOT_REGISTERED,
-    "REGISTERING_STATE": RegistrationState.REGISTERING,
-    "AUTHENTICATING_STATE": RegistrationState.AUTHENTICATING,
-    "REGISTERED_STATE": RegistrationState.REGISTERED,
-    "REGISTER_TIMEOUT_STATE": RegistrationState.REGISTER_TIMEOUT,
-    "INTERNAL_ERROR_STATE": RegistrationState.INTERNAL_ERROR,
-    "WRONG_CREDENTIALS_STATE": RegistrationState.WRONG_CREDENTIALS,
-    "REGISTRAR_ERROR_STATE": RegistrationState.REGISTRAR_ERROR,
-    "NOT_FOUND": RegistrationState.NOT_FOUND,
-}
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RegistrationStatus:
-    """One agent's SIP registration as reported by the API."""
-
-    state: RegistrationState
-    raw_state: str
-    state_code: int | None
-    is_registered: bool
-    enabled: bool | None
-    expires: datetime | None
-    last_register_sent: datetime | None
-    registration_timeout: int | None
-    error_message: str | None
-
-    @classmethod
-    def from_api(cls, data: Any) -> Self:
-        """Build from the `data` object; raise TelzinoInvalidResponseError if unusable."""
-        if not isinstance(data, Mapping):
-            raise TelzinoInvalidResponseError("Registration status is not an object")
-        raw_state = data.get("state")
-        if not isinstance(raw_state, str) or not raw_state:
-            raise TelzinoInvalidResponseError("Registration status has no state")
-        is_registered = data.get("isRegistered")
-        if not isinstance(is_registered, bool):
-            raise TelzinoInvalidResponseError(
-                "Registration status has no boolean isRegistered"
-            )
-        state_code = data.get("stateCode")
-        message = data.get("errorMessage")
-        return cls(
-            state=RegistrationState.from_api(raw_state),
-            raw_state=raw_state,
-            state_code=state_code
-            if isinstance(state_code, int) and not isinstance(state_code, bool)
-            else None,
-            is_registered=is_registered,
-            enabled=_parse_enabled(data.get("enabled")),
-            expires=_parse_unix_time(data.get("expires")),
-            last_register_sent=_parse_iso_time(data.get("lastRegisterSent")),
-            registration_timeout=_parse_seconds(data.get("registrationTimeout")),
-            error_message=message if isinstance(message, str) and message else None,
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Agent:
-    """An agent the credentials can see."""
-
-    id: str
-    name: str
-    organization_id: str | None = None
-    status: str | None = None
-    is_active: bool | None = None
-
-    @classmethod
-    def from_api(cls, data: Any) -> Self:
-        """Build from an agent object; raise TelzinoInvalidResponseError if unusable."""
-        if not isinstance(data, Mapping):
-            raise TelzinoInvalidResponseError("Agent is not an object")
-        agent_id = data.get("id")
-        if not isinstance(agent_id, str) or not agent_id:
-            raise TelzinoInvalidResponseError("Agent has no id")
-        name = data.get("name")
-        organization_id = data.get("organization_id")
-        status = data.get("status")
-        is_active = data.get("is_active")
-        return cls(
-            id=agent_id,
-            # An unnamed agent is still worth watching; its ID names it.
-            name=name.strip() if isinstance(name, str) and name.strip() else agent_id,
-            organization_id=organization_id
-            if isinstance(organization_id, str)
-            else None,
-            status=status if isinstance(status, str) else None,
-            is_active=is_active if isinstance(is_active, bool) else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """A pasted access token; it cannot be renewed by the client."""
-
-    token: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    """OAuth client credentials; the client fetches and renews tokens with them."""
-
-    client_id: str = field(repr=False)
-    client_secret: str = field(repr=False)
-
-
-type Credentials = AccessToken | ClientCredentials
 
 
 def validate_api_url(url: str) -> str:
@@ -279,18 +113,23 @@ class TelzinoClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
         credentials: Credentials,
         *,
+        session: aiohttp.ClientSession | None = None,
         api_url: str = DEFAULT_API_URL,
         request_timeout: float | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        """Validate the URL now so that a bad one fails before any request."""
+        """Validate the URL now so that a bad one fails before any request.
+
+        Without a session the client opens its own on first use; `close()` (or
+        leaving `async with`) closes that one, never a session passed in.
+        """
         if max_concurrency < 1:
             raise TelzinoInvalidInputError("max_concurrency must be at least 1")
         self._session = session
+        self._close_session = False
         self._credentials = credentials
         self._api_url = validate_api_url(api_url)
         self._timeout = aiohttp.ClientTimeout(
@@ -304,6 +143,26 @@ class TelzinoClient:
         )
         self._token_renew_at = math.inf
         self._token_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close the session the client opened itself."""
+        if self._session is not None and self._close_session:
+            await self._session.close()
+            self._session = None
+            self._close_session = False
+
+    async def __aenter__(self) -> Self:
+        """Use the client as an async context manager."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client's own session on the way out."""
+        await self.close()
 
     @property
     def api_url(self) -> str:
@@ -460,6 +319,9 @@ class TelzinoClient:
     ) -> dict[str, Any]:
         """Send one request and return its JSON object; map every failure."""
         what = f"{method} {path.partition('?')[0]}"
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._close_session = True
         try:
             async with self._session.request(
                 method,
@@ -542,54 +404,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _parse_enabled(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return {"yes": True, "no": False}.get(value.strip().lower())
-    return None
-
-
-def _parse_unix_time(value: Any) -> datetime | None:
-    """Parse a positive Unix timestamp as UTC; 0, absent or junk give None, never 1970."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except OverflowError, OSError, ValueError:
-        return None
-
-
-def _parse_iso_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed if parsed.year > 1970 else None
-
-
-def _parse_seconds(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return None
-    return int(value)

@@ -1,0 +1,1 @@
+"""Developer tools: the fake Telzino API, the local Home Assistant driver, benchmarks."""
