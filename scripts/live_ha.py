@@ -23,7 +23,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "config" / "configuration.yaml"
 INTEGRATION = ROOT / "custom_components" / "telzino"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# TELZINO_CHROMIUM names another Chromium-based browser (GitHub runners ship Chrome).
+CHROMIUM = (
+    os.environ.get("TELZINO_CHROMIUM")
+    or shutil.which("chromium")
+    or "/usr/bin/chromium"
+)
 # Headless as root on a machine without general internet access.
 CHROMIUM_ARGS = [
     "--no-sandbox",
