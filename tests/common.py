@@ -3,8 +3,10 @@
 from datetime import timedelta
 import logging
 import time
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -82,6 +84,14 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfig
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+async def setup_platform(
+    hass: HomeAssistant, entry: MockConfigEntry, platform: Platform
+) -> MockConfigEntry:
+    """Set up the entry with only one platform loaded (for its snapshot)."""
+    with patch("custom_components.telzino.PLATFORMS", [platform]):
+        return await setup_entry(hass, entry)
 
 
 async def poll(

@@ -1,7 +1,5 @@
 """Sensors of a Telzino agent: registration state, expiry and diagnostics."""
 
-from unittest.mock import patch
-
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -9,7 +7,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from tests.common import make_entry, setup_entry
+from tests.common import make_entry, setup_platform
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -21,6 +19,6 @@ async def test_all_entities(
     snapshot: SnapshotAssertion,
 ) -> None:
     """Every sensor of every agent, including those disabled by default."""
-    with patch("custom_components.telzino.PLATFORMS", [Platform.SENSOR]):
-        entry = await setup_entry(hass, make_entry(fake_url, agents))
+    entry = make_entry(fake_url, agents)
+    await setup_platform(hass, entry, Platform.SENSOR)
     await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
