@@ -133,11 +133,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         data = {
             agent_id: AgentData(
                 name=self._agent_name(agent_id),
-                status=None,
-                error=StatusError.from_exception(result),
+                status=None if isinstance(result, TelzinoError) else result,
+                error=StatusError.from_exception(result)
+                if isinstance(result, TelzinoError)
+                else None,
             )
-            if isinstance(result, TelzinoError)
-            else AgentData(name=self._agent_name(agent_id), status=result)
             for agent_id, result in results.items()
         }
         self._log_agent_availability(data)
