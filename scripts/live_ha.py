@@ -1,15 +1,17 @@
 """A real Home Assistant process with this integration, driven through its APIs.
 
 Shared by `scripts/develop` (a local demo) and the end-to-end and browser tests:
-it starts the fake Telzino API and `hass` with a config directory, completes
-onboarding and adds the Telzino config entry through Home Assistant's REST API,
-the way the frontend does it.
+it prepares a config directory, starts `hass` with it, completes onboarding and
+adds the Telzino config entry through Home Assistant's REST API, the way the
+frontend does it.
 """
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+import json
 import os
 from pathlib import Path
 import shutil
@@ -19,6 +21,10 @@ import sys
 from typing import Any
 
 import aiohttp
+from homeassistant.components import onboarding
+from homeassistant.components.http import config as http_config
+from homeassistant.components.onboarding.const import STEP_CORE_CONFIG
+from homeassistant.config_entries import STORAGE_KEY as CONFIG_ENTRIES_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "config" / "configuration.yaml"
@@ -43,6 +49,15 @@ DEMO_USER = "demo"
 DEMO_PASSWORD = "telzino-demo"  # noqa: S105  # a local demo account, printed to the user
 
 
+class HomeAssistantExitedError(RuntimeError):
+    """Home Assistant ended before it was up."""
+
+    def __init__(self, returncode: int) -> None:
+        """Keep the exit code."""
+        super().__init__(f"hass exited with {returncode}")
+        self.returncode = returncode
+
+
 def free_port() -> int:
     """Return a TCP port on loopback that nothing listens on now."""
     with socket.socket() as probe:
@@ -51,8 +66,13 @@ def free_port() -> int:
         return port
 
 
-def prepare_config_dir(config_dir: Path) -> None:
-    """Copy the configuration and link the integration into a config directory."""
+def prepare_config_dir(config_dir: Path, *, host: str, port: int) -> None:
+    """Get a config directory ready for a start on host:port.
+
+    Copies the configuration, links the integration, and stores the HTTP
+    settings Home Assistant keeps since 2026.10 (YAML `http:` would be a
+    deprecated, five-minute trial that reverts and restarts).
+    """
     config_dir.mkdir(parents=True, exist_ok=True)
     if config_dir.resolve() != CONFIG_TEMPLATE.parent.resolve():
         shutil.copy(CONFIG_TEMPLATE, config_dir / "configuration.yaml")
@@ -61,6 +81,73 @@ def prepare_config_dir(config_dir: Path) -> None:
     link = custom / "telzino"
     if not link.exists():
         link.symlink_to(INTEGRATION, target_is_directory=True)
+    write_http_settings(config_dir, host=host, port=port)
+    skip_onboarding_integrations(config_dir)
+
+
+def _storage(config_dir: Path, key: str) -> Path:
+    storage = config_dir / ".storage"
+    storage.mkdir(exist_ok=True)
+    return storage / key
+
+
+def write_http_settings(config_dir: Path, *, host: str, port: int) -> None:
+    """Store host and port as the confirmed (stable) HTTP settings, every start.
+
+    Nothing is pending, so Home Assistant shows no confirmation dialog and
+    never reverts; the YAML migration is marked done, so no repair either.
+    """
+    settings = {
+        **http_config.HTTP_STORAGE_SCHEMA({"server_host": [host], "server_port": port}),
+        http_config.HTTP_CONFIG_CREATED_AT: datetime.now(UTC).isoformat(),
+        http_config.HTTP_CONFIG_ERROR: None,
+        http_config.HTTP_CONFIG_ERROR_MESSAGE: None,
+    }
+    stored = {
+        "version": http_config.STORAGE_VERSION,
+        "minor_version": http_config.STORAGE_MINOR_VERSION,
+        "key": http_config.STORAGE_KEY,
+        "data": {
+            http_config.KEY_STABLE: settings,
+            http_config.KEY_PENDING: None,
+            http_config.KEY_YAML_MIGRATION_DONE: True,
+        },
+    }
+    _storage(config_dir, http_config.STORAGE_KEY).write_text(json.dumps(stored))
+
+
+def skip_onboarding_integrations(config_dir: Path) -> None:
+    """Mark onboarding's core configuration step done before the first start.
+
+    The core configuration comes from configuration.yaml. Finishing that step
+    through the API would also set up Google Translate, Met and Radio Browser,
+    which fail without internet access and clutter the demo with errors.
+    """
+    path = _storage(config_dir, onboarding.STORAGE_KEY)
+    if path.exists():
+        return
+    stored = {
+        "version": onboarding.STORAGE_VERSION,
+        "minor_version": 1,
+        "key": onboarding.STORAGE_KEY,
+        "data": {"done": [STEP_CORE_CONFIG]},
+    }
+    path.write_text(json.dumps(stored))
+
+
+def point_telzino_entries_at(config_dir: Path, api_url: str) -> None:
+    """Let every Telzino entry use this API URL (before Home Assistant starts).
+
+    A new run of scripts/develop may serve the fake API on another port.
+    """
+    path = config_dir / ".storage" / CONFIG_ENTRIES_KEY
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text())
+    for entry in stored["data"]["entries"]:
+        if entry["domain"] == "telzino":
+            entry["data"]["api_url"] = api_url
+    path.write_text(json.dumps(stored))
 
 
 @dataclass
@@ -78,16 +165,16 @@ class LiveHomeAssistant:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def wait_until_up(self) -> None:
-        """Wait until the HTTP server answers (onboarding needs no token)."""
+        """Wait until the HTTP server answers (400 before onboarding, then 200)."""
         async with asyncio.timeout(180):
             while True:
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"hass exited with {self.process.returncode}")
+                    raise HomeAssistantExitedError(self.process.returncode)
                 try:
                     async with self.session.get(
-                        f"{self.url}/api/onboarding"
+                        f"{self.url}/auth/providers"
                     ) as response:
-                        if response.status == 200:
+                        if response.status < 500:
                             return
                 except aiohttp.ClientError:
                     pass
@@ -109,8 +196,8 @@ class LiveHomeAssistant:
             response.raise_for_status()
             auth_code = (await response.json())["auth_code"]
         await self._exchange_code(auth_code)
+        # core_config is done already: see skip_onboarding_integrations().
         for step, body in (
-            ("core_config", {}),
             ("analytics", {}),
             ("integration", {"client_id": client_id, "redirect_uri": client_id}),
         ):
@@ -118,6 +205,33 @@ class LiveHomeAssistant:
                 f"{self.url}/api/onboarding/{step}", json=body, headers=self.headers
             ) as response:
                 response.raise_for_status()
+
+    async def log_in(self) -> None:
+        """Log in as the demo user through the login flow, as the frontend does."""
+        client_id = f"{self.url}/"
+        async with self.session.post(
+            f"{self.url}/auth/login_flow",
+            json={
+                "client_id": client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": client_id,
+            },
+        ) as response:
+            response.raise_for_status()
+            flow_id = (await response.json())["flow_id"]
+        async with self.session.post(
+            f"{self.url}/auth/login_flow/{flow_id}",
+            json={
+                "client_id": client_id,
+                "username": DEMO_USER,
+                "password": DEMO_PASSWORD,
+            },
+        ) as response:
+            response.raise_for_status()
+            result = await response.json()
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"login failed: {result.get('errors')}")
+        await self._exchange_code(result["result"])
 
     async def _exchange_code(self, code: str) -> None:
         """Trade an authorization code for the access token, as the frontend does."""
@@ -133,8 +247,11 @@ class LiveHomeAssistant:
             self.token = (await response.json())["access_token"]
 
     async def is_onboarded(self) -> bool:
-        """Whether the owner account exists already."""
+        """Whether onboarding is complete (its API is gone once it is)."""
         async with self.session.get(f"{self.url}/api/onboarding") as response:
+            if response.status == 404:
+                return True
+            response.raise_for_status()
             steps = await response.json()
         return all(step["done"] for step in steps)
 
@@ -180,6 +297,25 @@ class LiveHomeAssistant:
             {"agents": [], "all_agents": True, "scan_interval": seconds},
         )
 
+    async def core_state(self) -> str:
+        """Return Home Assistant's state: NOT_RUNNING, STARTING, RUNNING, ..."""
+        async with self.session.get(
+            f"{self.url}/api/config", headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            state: str = (await response.json())["state"]
+            return state
+
+    async def wait_until_running(self) -> None:
+        """Wait until Home Assistant has finished starting (needs a token).
+
+        Its HTTP API answers before that, but a stop or restart asked for while
+        it is still starting is ignored.
+        """
+        async with asyncio.timeout(180):
+            while await self.core_state() != "RUNNING":  # noqa: ASYNC110  # another process
+                await asyncio.sleep(0.5)
+
     async def states(self) -> dict[str, dict[str, Any]]:
         """All entity states by entity ID."""
         async with self.session.get(
@@ -223,9 +359,8 @@ async def run_home_assistant(
     log_file: Path | None = None,
 ) -> AsyncIterator[LiveHomeAssistant]:
     """Start `hass` on host:port with `config_dir`; stop it on exit."""
-    prepare_config_dir(config_dir)
-    env = {**os.environ, "TELZINO_HA_PORT": str(port), "TELZINO_HA_HOST": host}
-    log = (log_file or config_dir / "hass.out").open("wb")
+    prepare_config_dir(config_dir, host=host, port=port)
+    log = (log_file or config_dir / "hass.out").open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -235,7 +370,6 @@ async def run_home_assistant(
         "--skip-pip",
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
-        env=env,
     )
     async with aiohttp.ClientSession() as session:
         hass = LiveHomeAssistant(process, f"http://127.0.0.1:{port}", session)
