@@ -25,7 +25,13 @@ from scripts.live_ha import (
     run_home_assistant,
 )
 
-pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.slow,
+    # One worker runs every live test: each starts a real Home Assistant.
+    pytest.mark.xdist_group("live"),
+    pytest.mark.timeout(300),
+]
 # The frontend's first load on a cold, busy CI machine can take longer than
 # Playwright's default 5 s; a missing element still fails, only later.
 expect.set_options(timeout=20_000)

@@ -14,7 +14,13 @@ import pytest
 from scripts.develop import develop
 from scripts.live_ha import LiveHomeAssistant, free_port
 
-pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.slow,
+    # One worker runs every live test: each starts a real Home Assistant.
+    pytest.mark.xdist_group("live"),
+    pytest.mark.timeout(400),
+]
 FRONT_DESK_REGISTERED = "binary_sensor.front_desk_registered"
 
 

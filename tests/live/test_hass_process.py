@@ -15,7 +15,13 @@ import pytest
 from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FRONT_DESK, FakeTelzino
 from scripts.live_ha import free_port, run_home_assistant
 
-pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.slow,
+    # One worker runs every live test: each starts a real Home Assistant.
+    pytest.mark.xdist_group("live"),
+    pytest.mark.timeout(300),
+]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
