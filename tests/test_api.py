@@ -110,7 +110,7 @@ async def test_pagination_without_has_next(
     omit: set[str],
     pages: int,
 ) -> None:
-    """Pagination without has next."""
+    """Without hasNext the client follows totalPages, then page fullness."""
     fake.add_agents(150)
     fake.pagination_omit = omit
 
@@ -211,7 +211,7 @@ async def test_every_documented_state(
     name: str,
     expected: RegistrationState,
 ) -> None:
-    """Every documented state."""
+    """Every documented state name maps to its state; NOT_FOUND is not NOT_REGISTERED."""
     agent = fake.add_agent("Agent", state=name)
     status = await credentials_client.get_registration_status(agent.id)
     assert status.state is expected
@@ -408,7 +408,7 @@ async def test_rejected_client_credentials(
     fake_url: str,
     status: int,
 ) -> None:
-    """Rejected client credentials."""
+    """Rejected client credentials raise an authentication error, not a retry."""
     fake.inject(TOKEN, status=status)
     credentials = ClientCredentials("the-client-id", "the-client-secret")
     client = TelzinoClient(credentials, session=session, api_url=fake_url)
@@ -525,7 +525,7 @@ async def test_status_errors_are_mapped(
     fault: dict[str, Any],
     error: type[TelzinoError],
 ) -> None:
-    """Status errors are mapped."""
+    """Each HTTP status of the status endpoint becomes its own client error."""
     agent = fake.add_agent("Front desk")
     fake.inject(STATUS, agent.id, **fault)
 
@@ -641,7 +641,7 @@ def test_parse_retry_after_edge_cases() -> None:
 async def test_malformed_agent_answers(
     fake: FakeTelzino, credentials_client: TelzinoClient, endpoint: str, body: str
 ) -> None:
-    """Malformed agent answers."""
+    """Agent answers of the wrong shape are invalid responses, never crashes."""
     fake.inject(endpoint, status=200, body=body)
     call = (
         credentials_client.get_agents()
@@ -783,7 +783,7 @@ async def test_invalid_agent_ids_are_refused_before_any_request(
 
 
 def test_validate_agent_id_normalizes() -> None:
-    """Validate agent id normalizes."""
+    """Agent IDs are normalized to lower-case canonical UUIDs."""
     assert (
         validate_agent_id("6F1C2A4E8D3B4C5A9E7F1A2B3C4D5E01")
         == "6f1c2a4e-8d3b-4c5a-9e7f-1a2b3c4d5e01"
@@ -802,7 +802,7 @@ def test_validate_agent_id_normalizes() -> None:
     ],
 )
 def test_valid_api_urls(url: str, expected: str) -> None:
-    """Valid api urls."""
+    """HTTPS URLs (and plain http on loopback) are accepted and normalized."""
     assert validate_api_url(url) == expected
 
 
@@ -821,13 +821,13 @@ def test_valid_api_urls(url: str, expected: str) -> None:
     ],
 )
 def test_invalid_api_urls(url: str) -> None:
-    """Invalid api urls."""
+    """Plain http, other schemes, queries and credentials in the URL are refused."""
     with pytest.raises(TelzinoInvalidUrlError):
         validate_api_url(url)
 
 
 def test_client_refuses_bad_settings(session: aiohttp.ClientSession) -> None:
-    """Client refuses bad settings."""
+    """A bad URL or concurrency bound fails at construction, before any request."""
     with pytest.raises(TelzinoInvalidUrlError):
         TelzinoClient(AccessToken("t"), session=session, api_url="http://example.com")
     with pytest.raises(TelzinoInvalidInputError):

@@ -212,7 +212,7 @@ async def test_unexpected_error_is_unknown(
 async def test_wrong_pasted_token(
     hass: HomeAssistant, fake_url: str, agents: list[str]
 ) -> None:
-    """Wrong pasted token."""
+    """A pasted token the API rejects is shown as invalid_auth."""
     result = await start(hass, "token")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"access_token": "bad", "advanced": {"api_url": fake_url}}
@@ -223,7 +223,7 @@ async def test_wrong_pasted_token(
 async def test_at_least_one_agent(
     hass: HomeAssistant, fake_url: str, agents: list[str]
 ) -> None:
-    """At least one agent."""
+    """Choosing no agent (and not all) is refused until one is chosen."""
     result = await start(hass, "credentials")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], credentials_input(fake_url)
@@ -419,7 +419,7 @@ async def test_agents_watched_elsewhere_are_not_offered(
 async def test_reauth_with_new_secret(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
-    """Reauth with new secret."""
+    """Reauthentication with a new secret updates the entry and reloads it."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     fake.clients = {CLIENT_ID: "new-secret"}
     result = await entry.start_reauth_flow(hass)
@@ -485,7 +485,7 @@ async def test_reauth_with_a_new_token(
 async def test_reauth_refuses_another_account(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
-    """Reauth refuses another account."""
+    """Reauthentication with another organization's credentials is refused."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     for agent in fake.agents.values():
         agent.organization_id = "99999999-0000-4000-8000-000000000009"
@@ -546,7 +546,7 @@ async def test_reconfigure_api_url_and_credentials(
 async def test_reconfigure_refuses_another_account(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str, agents: list[str]
 ) -> None:
-    """Reconfigure refuses another account."""
+    """Reconfiguring to another organization's credentials is refused."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     for agent in fake.agents.values():
         agent.organization_id = "99999999-0000-4000-8000-000000000009"
@@ -599,7 +599,7 @@ async def test_options_change_agents_and_interval(
 async def test_options_errors(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """Options errors."""
+    """Options refuse invalid agent IDs and an empty selection."""
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],

@@ -29,7 +29,7 @@ async def test_diagnostics_redact_secrets(
     freezer: FrozenDateTimeFactory,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """Diagnostics redact secrets."""
+    """Diagnostics hold settings, the last poll and errors, with secrets redacted."""
     entry = await setup_entry(hass, make_entry(fake_url, agents))
     fake.inject(STATUS, SALES_LINE, status=404)
     await poll(hass, freezer)

@@ -7,13 +7,14 @@ import sys
 import aiohttp
 import pytest
 
-from scripts.fake_telzino import CLIENT_ID, FakeTelzino
+from custom_components.telzino.api import API_STATE_NAMES
+from scripts.fake_telzino import CLIENT_ID, STATES, FakeTelzino
 
 
 async def test_http_control_interface(
     fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession
 ) -> None:
-    """Http control interface."""
+    """The fake's HTTP control API adds agents, sets states and injects faults."""
     control = f"{fake_url}/_fake"
     async with session.post(f"{control}/agents", json={"name": "Lobby"}) as response:
         assert response.status == 201
@@ -136,3 +137,8 @@ async def test_runs_on_its_own(socket_enabled: None) -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+def test_the_fake_serves_the_state_names_the_client_knows() -> None:
+    """The fake's states are the API's documented names: the client's own table."""
+    assert set(STATES) == set(API_STATE_NAMES)

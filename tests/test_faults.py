@@ -54,7 +54,6 @@ async def test_fault(
     issue_registry: ir.IssueRegistry,
     name: str,
 ) -> None:
-    """Fault."""
     """Entities, flows, issues and the log during one fault and after it."""
     fault = FAULTS[name]
     monkeypatch.setattr(api_client, "DEFAULT_REQUEST_TIMEOUT", 0.5)

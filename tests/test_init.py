@@ -370,7 +370,7 @@ async def test_agent_names_refresh_hourly(
     freezer: FrozenDateTimeFactory,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    """Agent names refresh hourly."""
+    """A renamed agent renames its device at the next hourly list pass."""
     fake.agents[FRONT_DESK].name = "Reception"
     fake.reset_stats()
     await poll(hass, freezer, 3599)
@@ -427,7 +427,7 @@ async def test_unload_and_remove(
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    """Unload and remove."""
+    """Unloading leaves entities unavailable; removal drops its issues, not others."""
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
     assert issue_registry.async_get_issue(DOMAIN, f"wrong_credentials_{FRONT_DESK}")

@@ -108,7 +108,7 @@ def test_manifest_is_valid_for_hassfest() -> None:
 
 
 def test_hacs_json_is_valid() -> None:
-    """Hacs json is valid."""
+    """hacs.json has HACS's keys and the minimum version the oldest suite tests."""
     assert set(HACS) <= HACS_KEYS
     assert HACS["name"] == MANIFEST["name"]
     minimum = AwesomeVersion(HACS["homeassistant"])
@@ -137,7 +137,7 @@ EN_LEAVES = leaves(EN)
 
 
 def test_at_least_six_languages() -> None:
-    """At least six languages."""
+    """English, German, French, Spanish, Dutch and Italian are shipped."""
     assert {path.stem for path in TRANSLATIONS} >= {"en", "de", "fr", "es", "nl", "it"}
 
 

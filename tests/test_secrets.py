@@ -64,7 +64,7 @@ async def test_no_secret_leaks(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No secret leaks."""
+    """No secret reaches logs, exceptions, states or diagnostics, in any fault."""
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(
         "custom_components.telzino.api.client.DEFAULT_REQUEST_TIMEOUT", 0.5

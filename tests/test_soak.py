@@ -57,7 +57,7 @@ async def test_soak(
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Soak."""
+    """Random changes and faults over many polls: every change seen, nothing leaks."""
     polls = int(os.environ.get("TELZINO_SOAK_POLLS", "300"))
     warm_up = polls // 3
     rng = random.Random(20261127)  # noqa: S311  # seeded: a failure can be replayed

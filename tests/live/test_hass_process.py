@@ -33,7 +33,7 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
 async def test_real_home_assistant(
     fake: FakeTelzino, fake_url: str, agents: list[str], tmp_path: Path
 ) -> None:
-    """Real home assistant."""
+    """Onboarding, setup and options over REST; a lost registration shows within a poll."""
     fake.clock = time.time  # the real Home Assistant runs on real time
     config_dir = tmp_path / "config"
     async with run_home_assistant(config_dir, free_port()) as hass:
