@@ -203,6 +203,9 @@ async def test_not_found_and_not_registered_share_code_0_but_not_state(
         ("WRONG_CREDENTIALS_STATE", RegistrationState.WRONG_CREDENTIALS),
         ("REGISTRAR_ERROR_STATE", RegistrationState.REGISTRAR_ERROR),
         ("NOT_FOUND", RegistrationState.NOT_FOUND),
+        # Undocumented by Telzino; OpenSIPS' two unREGISTER states, one to users.
+        ("UNREGISTERING_STATE", RegistrationState.UNREGISTERING),
+        ("AUTHENTICATING_UNREGISTER_STATE", RegistrationState.UNREGISTERING),
     ],
 )
 async def test_every_documented_state(
@@ -211,7 +214,7 @@ async def test_every_documented_state(
     name: str,
     expected: RegistrationState,
 ) -> None:
-    """Every documented state name maps to its state; NOT_FOUND is not NOT_REGISTERED."""
+    """Every known state name maps to its state; NOT_FOUND is not NOT_REGISTERED."""
     agent = fake.add_agent("Agent", state=name)
     status = await credentials_client.get_registration_status(agent.id)
     assert status.state is expected

@@ -40,6 +40,9 @@ STATES: Final[dict[str, tuple[int, str]]] = {
     "WRONG_CREDENTIALS_STATE": (6, "Registrar rejected the credentials"),
     "REGISTRAR_ERROR_STATE": (7, "Error reply from the registrar"),
     "NOT_FOUND": (0, "Registration not found"),
+    # Not in Telzino's documentation; OpenSIPS' codes for a pending unREGISTER.
+    "UNREGISTERING_STATE": (8, "Unregistering"),
+    "AUTHENTICATING_UNREGISTER_STATE": (9, "Unregistering (authenticating)"),
 }
 CONTROL_PREFIX: Final = "/_fake"
 

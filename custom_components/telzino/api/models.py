@@ -16,6 +16,9 @@ class RegistrationState(StrEnum):
     NOT_REGISTERED = "not_registered"
     REGISTERING = "registering"
     AUTHENTICATING = "authenticating"
+    # Waiting for the reply to an unREGISTER (OpenSIPS codes 8 and 9), which
+    # Telzino does not document: the registration is being disabled.
+    UNREGISTERING = "unregistering"
     REGISTERED = "registered"
     REGISTER_TIMEOUT = "register_timeout"
     INTERNAL_ERROR = "internal_error"
@@ -42,6 +45,8 @@ API_STATE_NAMES: Final[Mapping[str, RegistrationState]] = {
     "WRONG_CREDENTIALS_STATE": RegistrationState.WRONG_CREDENTIALS,
     "REGISTRAR_ERROR_STATE": RegistrationState.REGISTRAR_ERROR,
     "NOT_FOUND": RegistrationState.NOT_FOUND,
+    "UNREGISTERING_STATE": RegistrationState.UNREGISTERING,
+    "AUTHENTICATING_UNREGISTER_STATE": RegistrationState.UNREGISTERING,
 }
 
 
