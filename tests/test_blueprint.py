@@ -117,3 +117,46 @@ async def test_back_notification_can_be_turned_off(
     assert [call.data["title"] for call in notifications] == [
         "Telzino: Front desk lost its registration"
     ]
+
+
+async def disable_for_ten_minutes(
+    hass: HomeAssistant, fake: FakeTelzino, freezer: FrozenDateTimeFactory
+) -> None:
+    """Disable Front desk's registration in Telzino, then enable it again."""
+    fake.set_state(FRONT_DESK, "UNREGISTERING_STATE")
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE", enabled=False)
+    await poll(hass, freezer)
+    await poll(hass, freezer, 600)
+    for state in ("REGISTERING_STATE", "REGISTERED_STATE"):
+        fake.set_state(FRONT_DESK, state)
+        await poll(hass, freezer)
+
+
+async def test_a_disabled_registration_is_not_notified(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """Disabled for ten minutes, then enabled: no lost and no back notification."""
+    await disable_for_ten_minutes(hass, fake, freezer)
+    assert hass.states.get("binary_sensor.front_desk_registered").state == "on"
+    assert notifications == []
+
+
+@pytest.mark.parametrize(
+    "notifications", [{"notify_when_disabled": True}], indirect=True
+)
+async def test_a_disabled_registration_can_be_notified(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """With the option on, disabling notifies like a loss, and so does its end."""
+    await disable_for_ten_minutes(hass, fake, freezer)
+    assert [call.data["title"] for call in notifications] == [
+        "Telzino: Front desk lost its registration",
+        "Telzino: Front desk is registered again",
+    ]

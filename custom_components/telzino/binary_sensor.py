@@ -13,8 +13,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import RegistrationStatus
-from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
 
 # Read-only entities fed by a coordinator.
@@ -25,7 +24,7 @@ PARALLEL_UPDATES = 0
 class TelzinoBinarySensorEntityDescription(BinarySensorEntityDescription):
     """Describes a Telzino binary sensor."""
 
-    is_on_fn: Callable[[RegistrationStatus], bool | None]
+    is_on_fn: Callable[[AgentData], bool | None]
 
 
 BINARY_SENSORS: tuple[TelzinoBinarySensorEntityDescription, ...] = (
@@ -33,13 +32,14 @@ BINARY_SENSORS: tuple[TelzinoBinarySensorEntityDescription, ...] = (
         key="registered",
         translation_key="registered",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
-        is_on_fn=lambda status: status.is_registered,
+        # Receives calls now: a refresh in progress is not a loss.
+        is_on_fn=lambda agent: agent.can_receive_calls,
     ),
     TelzinoBinarySensorEntityDescription(
         key="registration_enabled",
         translation_key="registration_enabled",
         entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda status: status.enabled,
+        is_on_fn=lambda agent: agent.status.enabled if agent.status else None,
     ),
 )
 
@@ -71,5 +71,5 @@ class TelzinoBinarySensor(TelzinoEntity, BinarySensorEntity):
     @override
     def is_on(self) -> bool | None:
         """Return the value from the last poll."""
-        status = self.status
-        return self.entity_description.is_on_fn(status) if status else None
+        agent = self.agent
+        return self.entity_description.is_on_fn(agent) if agent else None

@@ -30,6 +30,10 @@ MAX_SCAN_INTERVAL: Final = 3600
 # Names change rarely; the agent list is re-read at most this often.
 AGENT_LIST_REFRESH: Final = timedelta(hours=1)
 
+# A refresh of a binding whose expiry the API did not give counts as a refresh
+# (not a loss) at most this long after the last successful REGISTER was seen.
+REFRESH_GRACE: Final = timedelta(minutes=5)
+
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn, Self, override
+from typing import Final, NoReturn, Self, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -36,9 +36,24 @@ from .const import (
     ISSUE_WRONG_CREDENTIALS,
     LOGGER,
     MAX_SCAN_INTERVAL,
+    REFRESH_GRACE,
 )
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
+
+# OpenSIPS refreshes a binding by registering again; until the old binding
+# expires the agent still receives calls.
+REFRESH_STATES: Final = frozenset(
+    {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The binding of an agent's last successful REGISTER, as last seen."""
+
+    expires: datetime | None
+    seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,9 @@ class AgentData:
     # unavailable rather than stale.
     status: RegistrationStatus | None
     error: StatusError | None = None
+    # What "Registered" means: the agent receives calls now. True while
+    # registered, and during a refresh while the previous binding holds.
+    can_receive_calls: bool = False
 
 
 def issue_id(kind: str, agent_id: str) -> str:
@@ -108,6 +126,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._agents_listed_at: datetime | None = None
         self._rate_limit_streak = 0
         self._agents_unavailable: set[str] = set()
+        self._bindings: dict[str, Binding] = {}
 
     @override
     async def _async_update_data(self) -> dict[str, AgentData]:
@@ -130,19 +149,54 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # Nothing could be read: an API outage, logged once as such.
             self._raise_update_failed(errors[0])
         self._rate_limit_streak = 0
+        now = dt_util.utcnow()
         data = {
-            agent_id: AgentData(
-                name=self._agent_name(agent_id),
-                status=None if isinstance(result, TelzinoError) else result,
-                error=StatusError.from_exception(result)
-                if isinstance(result, TelzinoError)
-                else None,
-            )
+            agent_id: self._agent_data(agent_id, result, now)
             for agent_id, result in results.items()
         }
+        for agent_id in self._bindings.keys() - results.keys():
+            del self._bindings[agent_id]
         self._log_agent_availability(data)
         self._update_repair_issues(data)
         return data
+
+    def _agent_data(
+        self,
+        agent_id: str,
+        result: RegistrationStatus | TelzinoError,
+        now: datetime,
+    ) -> AgentData:
+        name = self._agent_name(agent_id)
+        if isinstance(result, TelzinoError):
+            return AgentData(
+                name=name, status=None, error=StatusError.from_exception(result)
+            )
+        return AgentData(
+            name=name,
+            status=result,
+            can_receive_calls=self._can_receive_calls(agent_id, result, now),
+        )
+
+    def _can_receive_calls(
+        self, agent_id: str, status: RegistrationStatus, now: datetime
+    ) -> bool:
+        """Tell whether the agent receives calls: registered, or refreshing in time."""
+        if status.is_registered:
+            self._bindings[agent_id] = Binding(status.expires, now)
+            return True
+        if status.state in REFRESH_STATES:
+            binding = self._bindings.get(agent_id)
+            expires = binding.expires if binding else status.expires
+            if expires is not None and now < expires:
+                return True
+            if (
+                expires is None
+                and binding is not None
+                and now - binding.seen_at < REFRESH_GRACE
+            ):
+                return True
+        self._bindings.pop(agent_id, None)
+        return False
 
     def _agent_name(self, agent_id: str) -> str:
         agent = self.account_agents.get(agent_id)

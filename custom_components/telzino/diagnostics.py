@@ -37,6 +37,7 @@ async def async_get_config_entry_diagnostics(
             agent_id: {
                 "name": agent.name,
                 "status": asdict(agent.status) if agent.status else None,
+                "can_receive_calls": agent.can_receive_calls,
                 "error": str(agent.error) if agent.error else None,
             }
             for agent_id, agent in coordinator.data.items()

@@ -1,26 +1,35 @@
 """Event entity of a Telzino agent: fires when its registration changes."""
 
-from typing import override
+from dataclasses import dataclass
+from typing import Any, override
 
-from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.components.event import (
+    EventEntity,
+    EventEntityDescription,
+    EventExtraStoredData,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import RegistrationState
-from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .api import RegistrationState, RegistrationStatus
+from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
 
 PARALLEL_UPDATES = 0
 
 EVENT_REGISTERED = "registered"
 EVENT_LOST = "lost"
+EVENT_DISABLED = "disabled"
 EVENT_CHANGED = "changed"
 
 REGISTRATION_EVENT = EventEntityDescription(
     key="registration",
     translation_key="registration",
-    event_types=[EVENT_REGISTERED, EVENT_LOST, EVENT_CHANGED],
+    event_types=[EVENT_REGISTERED, EVENT_LOST, EVENT_DISABLED, EVENT_CHANGED],
 )
+
+# What an event compares: can the agent receive calls, and in which state.
+type Reading = tuple[bool, RegistrationState]
 
 
 async def async_setup_entry(
@@ -38,40 +47,98 @@ async def async_setup_entry(
     async_add_agent_entities(entry, async_add_entities, create)
 
 
-class TelzinoRegistrationEvent(TelzinoEntity, EventEntity):
-    """Fires `registered`, `lost` or `changed` on a state transition between polls."""
+@dataclass
+class RegistrationStoredData(EventExtraStoredData):
+    """The last event, and the agent's last reading before Home Assistant stopped."""
 
-    _last_state: RegistrationState | None = None
+    can_receive_calls: bool | None = None
+    registration_state: str | None = None
+
+    def reading(self) -> Reading | None:
+        """Return the stored reading, if one was stored."""
+        if self.can_receive_calls is None or self.registration_state is None:
+            return None
+        return self.can_receive_calls, RegistrationState(self.registration_state)
+
+    @classmethod
+    def reading_from(cls, restored: dict[str, Any]) -> Reading | None:
+        """Return the reading of restored data, None if it holds none or junk."""
+        try:
+            stored = cls(
+                restored.get("last_event_type"),
+                restored.get("last_event_attributes"),
+                restored.get("can_receive_calls"),
+                restored.get("registration_state"),
+            )
+            return stored.reading()
+        except ValueError:
+            return None
+
+
+def _event_type(previous: Reading, status: RegistrationStatus, agent: AgentData) -> str:
+    """Name the transition from the previous reading to this one."""
+    if agent.can_receive_calls:
+        return EVENT_REGISTERED
+    if previous[0]:
+        # Disabling a registration in Telzino unregisters it: not a loss.
+        if status.enabled is False or status.state is RegistrationState.UNREGISTERING:
+            return EVENT_DISABLED
+        return EVENT_LOST
+    return EVENT_CHANGED
+
+
+class TelzinoRegistrationEvent(TelzinoEntity, EventEntity):
+    """Fires `registered`, `lost`, `disabled` or `changed` between readings.
+
+    The last reading survives restarts, so a loss that began while Home
+    Assistant was stopped is reported once, at the first reading after start.
+    """
+
+    _last: Reading | None = None
 
     @override
     async def async_added_to_hass(self) -> None:
-        """Remember the state at start: a transition needs a state before it."""
+        """Compare the first reading with the one stored before the stop."""
         await super().async_added_to_hass()
-        if (status := self.status) is not None:
-            self._last_state = status.state
+        if (restored := await self.async_get_last_extra_data()) is not None:
+            self._last = RegistrationStoredData.reading_from(restored.as_dict())
+        self._record_reading()
+
+    @property
+    @override
+    def extra_restore_state_data(self) -> RegistrationStoredData:
+        """Store the last event and the last reading."""
+        event = super().extra_restore_state_data
+        return RegistrationStoredData(
+            event.last_event_type,
+            event.last_event_attributes,
+            self._last[0] if self._last else None,
+            self._last[1].value if self._last else None,
+        )
 
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        status = self.status
-        if status is None:
-            # Unknown now: keep the last known state to compare the next one with.
-            super()._handle_coordinator_update()
-            return
-        previous, self._last_state = self._last_state, status.state
-        if previous is not None and previous is not status.state:
-            if status.state is RegistrationState.REGISTERED:
-                event_type = EVENT_REGISTERED
-            elif previous is RegistrationState.REGISTERED:
-                event_type = EVENT_LOST
-            else:
-                event_type = EVENT_CHANGED
-            self._trigger_event(
-                event_type,
-                {
-                    "previous_state": previous.value,
-                    "state": status.state.value,
-                    "message": status.error_message,
-                },
-            )
+        self._record_reading()
         super()._handle_coordinator_update()
+
+    def _record_reading(self) -> None:
+        """Fire an event if the agent changed since the last reading."""
+        agent = self.agent
+        if agent is None or (status := agent.status) is None:
+            # Unknown now: keep the last known reading to compare the next one with.
+            return
+        previous, self._last = self._last, (agent.can_receive_calls, status.state)
+        if previous is None or previous == self._last:
+            return
+        if previous[0] == agent.can_receive_calls and agent.can_receive_calls:
+            # A refresh between registered states changes nothing for calls.
+            return
+        self._trigger_event(
+            _event_type(previous, status, agent),
+            {
+                "previous_state": previous[1].value,
+                "state": status.state.value,
+                "message": status.error_message,
+            },
+        )
