@@ -14,6 +14,7 @@ from .const import (
     WAREHOUSE,
 )
 from .demo import DEMO_FLAPPING_AGENT, flap_demo_agent, seed_demo
+from .registrant import BEHAVIOURS, TRANSACTION_TIMEOUT, Registrant
 from .server import (
     AGENT,
     AGENTS,
@@ -33,6 +34,7 @@ __all__ = [
     "AFTER_HOURS",
     "AGENT",
     "AGENTS",
+    "BEHAVIOURS",
     "CLIENT_ID",
     "CLIENT_SECRET",
     "CONTROL_PREFIX",
@@ -44,10 +46,12 @@ __all__ = [
     "STATES",
     "STATUS",
     "TOKEN",
+    "TRANSACTION_TIMEOUT",
     "WAREHOUSE",
     "FakeAgent",
     "FakeTelzino",
     "Fault",
+    "Registrant",
     "Stats",
     "flap_demo_agent",
     "seed_demo",

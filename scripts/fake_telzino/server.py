@@ -21,6 +21,7 @@ import uuid
 from aiohttp import web
 
 from .const import CLIENT_ID, CLIENT_SECRET, ORGANIZATION_ID
+from .registrant import BEHAVIOURS, Registrant
 
 # The endpoints the counters and faults are keyed on.
 TOKEN: Final = "token"  # noqa: S105  # an endpoint name
@@ -112,6 +113,8 @@ class FakeTelzino:
         self.latency = latency
         self.clock = clock
         self.agents: dict[str, FakeAgent] = {}
+        # Agents whose state the registrant model drives (see registrant.py).
+        self.registrants: dict[str, Registrant] = {}
         self.faults: dict[tuple[str, str | None], Fault] = {}
         # Close every connection after its answer. Frozen-time tests need it: the
         # server's keep-alive timer would otherwise close pooled connections
@@ -156,6 +159,24 @@ class FakeTelzino:
             if not hasattr(agent, name):
                 raise AttributeError(f"FakeAgent has no field {name!r}")
             setattr(agent, name, value)
+        if (registrant := self.registrants.get(agent_id)) is not None:
+            # Set by hand: the model goes on from this state.
+            registrant.pending.clear()
+            registrant.binding_expires = agent.expires
+            registrant.synced_at = now
+
+    def simulate(self, agent_id: str, **params: Any) -> Registrant:
+        """Let the registrant model drive an agent's registration from now on."""
+        agent = self.agents[agent_id]
+        now = self.clock()
+        registrant = Registrant(synced_at=now, **params)
+        if agent.state == "REGISTERED_STATE":
+            registrant.binding_expires = agent.expires or (
+                now + agent.registration_timeout
+            )
+            agent.expires = registrant.reported_expiry()
+        self.registrants[agent_id] = registrant
+        return registrant
 
     def add_token(self, token: str | None = None, lifetime: float | None = None) -> str:
         """Issue an access token, as a user would paste one."""
@@ -359,6 +380,8 @@ class FakeTelzino:
             return _error(401, "Unauthorized")
         if (agent := self.agents.get(agent_id)) is None:
             return _error(404, "Agent not found")
+        if (registrant := self.registrants.get(agent_id)) is not None:
+            registrant.sync(agent, self.clock())
         return web.json_response({"success": True, "data": self.status_json(agent)})
 
     def _agent_json(self, agent: FakeAgent) -> dict[str, Any]:
@@ -427,6 +450,36 @@ def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
         fake.set_state(agent_id, **body)
         return web.json_response(asdict(fake.agents[agent_id]))
 
+    async def post_registrant(request: web.Request) -> web.Response:
+        """Drive an agent by the registrant model, or act on its registration.
+
+        Body: {"behaviour": one of BEHAVIOURS} and/or {"action": "disable" |
+        "enable" | "reconfigure"}; the first call attaches the model (with
+        optional "timer_interval", "phase", "challenge", "expires_reports").
+        """
+        agent_id = request.match_info["agent_id"]
+        if (agent := fake.agents.get(agent_id)) is None:
+            return _error(404, "no such agent")
+        body = await request.json()
+        behaviour = body.pop("behaviour", None)
+        action = body.pop("action", None)
+        if behaviour is not None and behaviour not in BEHAVIOURS:
+            return _error(400, f"behaviour must be one of {', '.join(BEHAVIOURS)}")
+        if action not in (None, "disable", "enable", "reconfigure"):
+            return _error(400, "action must be disable, enable or reconfigure")
+        registrant = fake.registrants.get(agent_id)
+        if registrant is None:
+            try:
+                registrant = fake.simulate(agent_id, **body)
+            except TypeError as err:
+                return _error(400, str(err))
+        now = fake.clock()
+        if behaviour is not None:
+            registrant.set_behaviour(agent, behaviour, now)
+        if action is not None:
+            getattr(registrant, action)(agent, now)
+        return web.json_response({**asdict(agent), "behaviour": registrant.behaviour})
+
     async def delete_agent(request: web.Request) -> web.Response:
         fake.agents.pop(request.match_info["agent_id"], None)
         return web.Response(status=204)
@@ -454,6 +507,9 @@ def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
     app.router.add_get(f"{CONTROL_PREFIX}/state", get_state)
     app.router.add_post(f"{CONTROL_PREFIX}/agents", post_agent)
     app.router.add_post(f"{CONTROL_PREFIX}/agents/{{agent_id}}/state", post_state)
+    app.router.add_post(
+        f"{CONTROL_PREFIX}/agents/{{agent_id}}/registrant", post_registrant
+    )
     app.router.add_delete(f"{CONTROL_PREFIX}/agents/{{agent_id}}", delete_agent)
     app.router.add_post(f"{CONTROL_PREFIX}/faults", post_fault)
     app.router.add_delete(f"{CONTROL_PREFIX}/faults", delete_faults)
