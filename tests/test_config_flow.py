@@ -15,6 +15,7 @@ from custom_components.telzino.const import (
     CONF_AGENTS,
     CONF_ALL_AGENTS,
     CONF_SCAN_INTERVAL,
+    CONF_WATCH_REFRESH,
     DOMAIN,
 )
 from scripts.fake_telzino import (
@@ -93,6 +94,7 @@ async def test_full_flow_with_client_credentials(
         CONF_AGENTS: [SALES_LINE],
         CONF_ALL_AGENTS: False,
         CONF_SCAN_INTERVAL: 60,
+        CONF_WATCH_REFRESH: True,
     }
     assert entry.state is ConfigEntryState.LOADED
     assert hass.states.get("binary_sensor.sales_line_registered").state == "on"
@@ -581,6 +583,7 @@ async def test_options_change_agents_and_interval(
             CONF_AGENTS: [FRONT_DESK, night.id],
             CONF_ALL_AGENTS: False,
             CONF_SCAN_INTERVAL: 120.0,
+            CONF_WATCH_REFRESH: False,
         },
     )
     await hass.async_block_till_done()
@@ -590,10 +593,12 @@ async def test_options_change_agents_and_interval(
         CONF_AGENTS: [FRONT_DESK, night.id],
         CONF_ALL_AGENTS: False,
         CONF_SCAN_INTERVAL: 120,
+        CONF_WATCH_REFRESH: False,
     }
     # Reloaded with the new options.
     assert hass.states.get("binary_sensor.night_line_registered").state == "on"
     assert init_integration.runtime_data.update_interval.total_seconds() == 120
+    assert init_integration.runtime_data.watch is None
 
 
 async def test_options_errors(
@@ -621,6 +626,7 @@ async def test_options_errors(
         CONF_AGENTS: [],
         CONF_ALL_AGENTS: True,
         CONF_SCAN_INTERVAL: 30,
+        CONF_WATCH_REFRESH: True,
     }
 
 

@@ -57,6 +57,7 @@ from .const import (
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
     CONF_SCAN_INTERVAL,
+    CONF_WATCH_REFRESH,
     DASHBOARD_URL,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
@@ -403,6 +404,7 @@ class TelzinoConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_AGENTS: agents,
                 CONF_ALL_AGENTS: all_agents,
                 CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
+                CONF_WATCH_REFRESH: True,
             },
         )
 
@@ -497,6 +499,7 @@ class TelzinoOptionsFlow(OptionsFlowWithReload):
                             CONF_AGENTS: [] if all_agents else agents,
                             CONF_ALL_AGENTS: all_agents,
                             CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                            CONF_WATCH_REFRESH: user_input[CONF_WATCH_REFRESH],
                         }
                     )
                 errors["base"] = "no_agents_selected"
@@ -526,12 +529,13 @@ class TelzinoOptionsFlow(OptionsFlowWithReload):
                         mode=NumberSelectorMode.BOX,
                     )
                 ),
+                probatio.Optional(CONF_WATCH_REFRESH, default=True): BooleanSelector(),
             }
         )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or entry.options
+                schema, user_input or {CONF_WATCH_REFRESH: True, **entry.options}
             ),
             errors=errors,
             description_placeholders=placeholders,

@@ -23,6 +23,7 @@ AUTH_TOKEN: Final = "token"  # noqa: S105
 CONF_AGENTS: Final = "agents"
 CONF_ALL_AGENTS: Final = "all_agents"
 CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_WATCH_REFRESH: Final = "watch_refresh"
 DEFAULT_SCAN_INTERVAL: Final = 60
 MIN_SCAN_INTERVAL: Final = 30
 MAX_SCAN_INTERVAL: Final = 3600

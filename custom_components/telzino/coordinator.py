@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, NoReturn, Self, override
+from typing import Final, NoReturn, Self, cast, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -29,6 +29,7 @@ from .const import (
     CONF_AGENTS,
     CONF_ALL_AGENTS,
     CONF_SCAN_INTERVAL,
+    CONF_WATCH_REFRESH,
     DASHBOARD_URL,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
@@ -38,6 +39,7 @@ from .const import (
     MAX_SCAN_INTERVAL,
     REFRESH_GRACE,
 )
+from .watch import RefreshWatch
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 
@@ -127,10 +129,27 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._rate_limit_streak = 0
         self._agents_unavailable: set[str] = set()
         self._bindings: dict[str, Binding] = {}
+        # Extra single-agent polls around predicted refreshes (an option).
+        self.watch: RefreshWatch | None = (
+            RefreshWatch(hass, self._async_poll_agent)
+            if entry.options.get(CONF_WATCH_REFRESH, True)
+            else None
+        )
+        # Set when a watch poll was rate limited: nothing is sent before it.
+        self._rate_limited_until: datetime | None = None
 
     @override
     async def _async_update_data(self) -> dict[str, AgentData]:
         """Fetch every watched agent's status in one concurrent batch."""
+        now = dt_util.utcnow()
+        if self._rate_limited_until is not None and now < self._rate_limited_until:
+            # A watch poll was told to wait: so is the interval poll.
+            remaining = (self._rate_limited_until - now).total_seconds()
+            self._raise_update_failed(
+                TelzinoRateLimitedError(
+                    "Rate limited during a refresh watch", remaining
+                )
+            )
         try:
             await self._async_refresh_agent_list()
             results = await self.client.get_registration_statuses(self.watched)
@@ -149,16 +168,55 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # Nothing could be read: an API outage, logged once as such.
             self._raise_update_failed(errors[0])
         self._rate_limit_streak = 0
-        now = dt_util.utcnow()
         data = {
             agent_id: self._agent_data(agent_id, result, now)
             for agent_id, result in results.items()
         }
         for agent_id in self._bindings.keys() - results.keys():
             del self._bindings[agent_id]
+        if self.watch is not None:
+            self.watch.retain(data.keys())
+            for agent_id, agent in data.items():
+                self.watch.observe(agent_id, agent.status, now)
         self._log_agent_availability(data)
         self._update_repair_issues(data)
         return data
+
+    async def _async_poll_agent(self, agent_id: str) -> None:
+        """Poll one agent for the refresh watch; update only what changed.
+
+        Listeners are called directly: `async_set_updated_data` would move the
+        next interval poll, which the watch must neither delay nor replace.
+        """
+        # Only the watch calls this, and only when there is one.
+        watch = cast("RefreshWatch", self.watch)
+        if not self.last_update_success or agent_id not in (self.data or {}):
+            return
+        now = dt_util.utcnow()
+        try:
+            status = await self.client.get_registration_status(agent_id)
+        except TelzinoRateLimitedError as err:
+            wait = err.retry_after or self.scan_interval.total_seconds()
+            self._rate_limited_until = now + timedelta(seconds=wait)
+            watch.pause(self._rate_limited_until)
+            return
+        except TelzinoError as err:
+            # The interval poll reports failures; a watch only looks.
+            LOGGER.debug("Refresh watch of agent %s failed: %s", agent_id, err)
+            return
+        agent = self._agent_data(agent_id, status, now)
+        watch.observe(agent_id, status, now)
+        if agent != self.data[agent_id]:
+            self.data = {**self.data, agent_id: agent}
+            self._update_repair_issues({agent_id: agent})
+            self.async_update_listeners()
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Cancel the refresh watch with the interval polls."""
+        if self.watch is not None:
+            self.watch.stop()
+        await super().async_shutdown()
 
     def _agent_data(
         self,
@@ -265,6 +323,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     MAX_SCAN_INTERVAL,
                 )
             self._rate_limit_streak += 1
+            if self.watch is not None:
+                self.watch.pause(dt_util.utcnow() + timedelta(seconds=retry_after))
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="rate_limited",

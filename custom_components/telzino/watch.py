@@ -1,0 +1,164 @@
+"""Expiry-aware polling: look at an agent right after its registration refresh.
+
+OpenSIPS refreshes a registration at the first tick of its timer after the
+refresh point, shortly before the binding expires, and most losses (PBX down,
+password changed, registrar errors) appear at that moment. The API's
+`lastRegisterSent` is the tick that sent the last REGISTER, so once one refresh
+has been seen, the offset between `expires` and the refresh is known and the
+next one is predicted to the second. A watch then costs one request just after
+the predicted refresh, and one more after the SIP transaction timeout if the
+reply is still pending, instead of polling fast all the time.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_point_in_utc_time
+
+from .api import RegistrationState, RegistrationStatus
+
+# Never look at one agent more often than this.
+MIN_SPACING: Final = timedelta(seconds=5)
+# After the predicted REGISTER: time for the registrar's reply to arrive.
+REPLY_MARGIN: Final = timedelta(seconds=3)
+# A SIP transaction without a reply gives up after 32 s (64 x T1).
+TRANSACTION_TIMEOUT: Final = timedelta(seconds=32)
+# When the refresh is later than predicted: look again this often, this many times.
+PROBE_STEP: Final = timedelta(seconds=10)
+MAX_PROBES: Final = 3
+# Refreshes happen within [expires - 2 x timer, expires + timer] (timer 100 s
+# by default); offsets outside a generous band are not learned.
+MAX_OFFSET: Final = timedelta(minutes=10)
+# An expiry further ahead than this (or with no lifetime known, than a day) is
+# not trusted: the watch falls back to plain interval polling.
+EXPIRY_HORIZON_FACTOR: Final = 2
+DEFAULT_HORIZON: Final = timedelta(days=1)
+
+PENDING_STATES: Final = frozenset(
+    {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
+)
+
+
+@dataclass(slots=True)
+class _AgentWatch:
+    """What the watch knows of one agent."""
+
+    last_register_sent: datetime | None = None
+    expires: datetime | None = None
+    # Learned: refresh time - expires.
+    offset: timedelta | None = None
+    probes: int = 0
+    cancel: CALLBACK_TYPE | None = None
+
+
+class RefreshWatch:
+    """Schedules single-agent polls around each agent's predicted refresh."""
+
+    def __init__(
+        self, hass: HomeAssistant, poll_agent: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Poll agents with `poll_agent`, which reports back through `observe`."""
+        self._hass = hass
+        self._poll_agent = poll_agent
+        self._agents: dict[str, _AgentWatch] = {}
+        self.paused_until: datetime | None = None
+        # For diagnostics and the benchmark.
+        self.polls = 0
+
+    def observe(
+        self, agent_id: str, status: RegistrationStatus | None, now: datetime
+    ) -> None:
+        """Learn from a reading of any source and plan the agent's next look."""
+        watch = self._agents.setdefault(agent_id, _AgentWatch())
+        self._cancel(watch)
+        if status is None:
+            return
+        refreshed = (
+            status.last_register_sent is not None
+            and status.last_register_sent != watch.last_register_sent
+        )
+        if refreshed and watch.last_register_sent is not None and watch.expires:
+            offset = status.last_register_sent - watch.expires  # type: ignore[operator]
+            if abs(offset) <= MAX_OFFSET:
+                watch.offset = offset
+        if refreshed:
+            watch.probes = 0
+        watch.last_register_sent = status.last_register_sent
+        watch.expires = self._trusted_expiry(status, now)
+        if (when := self._next_look(watch, status, refreshed, now)) is not None:
+            self._schedule(agent_id, watch, max(when, now + MIN_SPACING))
+
+    def retain(self, agent_ids: Iterable[str]) -> None:
+        """Stop watching agents that are no longer polled."""
+        keep = set(agent_ids)
+        for agent_id in self._agents.keys() - keep:
+            self._cancel(self._agents.pop(agent_id))
+
+    def pause(self, until: datetime) -> None:
+        """Send nothing before `until` (the API rate limited us)."""
+        self.paused_until = until
+        for watch in self._agents.values():
+            self._cancel(watch)
+
+    @callback
+    def stop(self) -> None:
+        """Cancel every planned look."""
+        for watch in self._agents.values():
+            self._cancel(watch)
+
+    def _next_look(
+        self,
+        watch: _AgentWatch,
+        status: RegistrationStatus,
+        refreshed: bool,
+        now: datetime,
+    ) -> datetime | None:
+        if status.state in PENDING_STATES and status.last_register_sent is not None:
+            # Reply pending: look once the transaction has timed out.
+            return status.last_register_sent + TRANSACTION_TIMEOUT + REPLY_MARGIN
+        if not status.is_registered or watch.expires is None:
+            # Lost, disabled or without a usable expiry: interval polling only.
+            return None
+        predicted = watch.expires + (watch.offset or timedelta())
+        if predicted + REPLY_MARGIN > now:
+            return predicted + REPLY_MARGIN
+        if not refreshed and watch.probes < MAX_PROBES:
+            # Due, but no REGISTER yet: a little later than predicted.
+            watch.probes += 1
+            return now + PROBE_STEP
+        return None
+
+    def _trusted_expiry(
+        self, status: RegistrationStatus, now: datetime
+    ) -> datetime | None:
+        expires = status.expires
+        if expires is None or expires <= now - MAX_OFFSET:
+            return None
+        horizon = (
+            timedelta(seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR)
+            if status.registration_interval
+            else DEFAULT_HORIZON
+        )
+        return expires if expires - now <= horizon else None
+
+    def _schedule(self, agent_id: str, watch: _AgentWatch, when: datetime) -> None:
+        if self.paused_until is not None and when < self.paused_until:
+            when = self.paused_until
+
+        async def look(_now: datetime) -> None:
+            watch.cancel = None
+            self.polls += 1
+            await self._poll_agent(agent_id)
+
+        watch.cancel = async_track_point_in_utc_time(
+            self._hass, HassJob(look, f"telzino refresh watch {agent_id}"), when
+        )
+
+    @staticmethod
+    def _cancel(watch: _AgentWatch) -> None:
+        if watch.cancel is not None:
+            watch.cancel()
+            watch.cancel = None
