@@ -31,9 +31,12 @@ def test_a_refresh_happens_at_the_first_tick_after_the_refresh_point(
 ) -> None:
     """Refresh point = expiry - timer interval; REGISTER at the next tick, 401, 200."""
     agent_id, registrant = registered
-    expiry = 1_000_000.0 + 3600
-    tick = registrant.next_tick(expiry - TIMER - 0.001)
-    assert tick == 1_003_500.0  # ticks are at multiples of 100 s
+    # Registered at the tick before the model took over, replied 0.1 s later.
+    assert fake.agents[agent_id].last_register_sent == 1_000_000.0
+    expiry = 1_000_000.0 + 0.1 + 3600
+    assert fake.agents[agent_id].expires == expiry
+    tick = registrant.next_tick(expiry - TIMER)
+    assert tick == 1_003_600.0  # ticks are at multiples of 100 s
     assert at(fake, agent_id, tick - 1) == "REGISTERED_STATE"
     assert at(fake, agent_id, tick) == "REGISTERING_STATE"
     assert fake.agents[agent_id].last_register_sent == tick
@@ -61,7 +64,7 @@ def test_a_failed_refresh_and_its_retry(
     """The registrar's behaviour decides the outcome; a failure retries next tick."""
     agent_id, registrant = registered
     registrant.set_behaviour(fake.agents[agent_id], behaviour, 1_000_000.0)
-    tick = 1_003_500.0
+    tick = 1_003_600.0
     assert at(fake, agent_id, tick) == "REGISTERING_STATE"
     assert at(fake, agent_id, tick + after + 0.01) == failed
     assert fake.agents[agent_id].expires is None
@@ -76,9 +79,9 @@ def test_a_slow_registrar_answers_within_the_transaction(
     """Slow answers: still registering after seconds, registered before the timeout."""
     agent_id, registrant = registered
     registrant.set_behaviour(fake.agents[agent_id], "slow", 1_000_000.0)
-    assert at(fake, agent_id, 1_003_505.0) == "REGISTERING_STATE"
-    assert at(fake, agent_id, 1_003_510.0) == "AUTHENTICATING_STATE"
-    assert at(fake, agent_id, 1_003_520.0) == "REGISTERED_STATE"
+    assert at(fake, agent_id, 1_003_605.0) == "REGISTERING_STATE"
+    assert at(fake, agent_id, 1_003_610.0) == "AUTHENTICATING_STATE"
+    assert at(fake, agent_id, 1_003_620.0) == "REGISTERED_STATE"
 
 
 def test_a_change_of_settings_shows_not_found_while_syncing(
@@ -115,7 +118,7 @@ def test_expires_can_report_the_refresh_point(
     clock.now = 1_000_000.0
     agent = fake.add_agent("Front desk")
     fake.simulate(agent.id, timer_interval=TIMER, expires_reports="refresh_point")
-    assert agent.expires == 1_000_000.0 + 3600 - TIMER
+    assert agent.expires == 1_000_000.0 + 0.1 + 3600 - TIMER
 
 
 async def test_the_status_endpoint_and_the_control_api_drive_the_model(
@@ -145,7 +148,7 @@ async def test_the_status_endpoint_and_the_control_api_drive_the_model(
         ) as response:
             assert response.status == 404
 
-        clock.now = 1_003_500.0 + TRANSACTION_TIMEOUT + 1
+        clock.now = 1_003_600.0 + TRANSACTION_TIMEOUT + 1
         async with session.get(
             f"{fake_url}/v1/agents/{agent.id}/sip/registration/status",
             headers={"Authorization": f"Bearer {token}"},
@@ -177,8 +180,8 @@ def test_setting_a_state_by_hand_takes_over_from_the_model(
 ) -> None:
     """set_state clears what the model had scheduled; it goes on from there."""
     agent_id, registrant = registered
-    assert at(fake, agent_id, 1_003_500.0) == "REGISTERING_STATE"
+    assert at(fake, agent_id, 1_003_600.0) == "REGISTERING_STATE"
     fake.set_state(agent_id, "REGISTRAR_ERROR_STATE")
     assert registrant.pending == []
-    assert at(fake, agent_id, 1_003_550.0) == "REGISTRAR_ERROR_STATE"
-    assert at(fake, agent_id, 1_003_600.2) == "REGISTERED_STATE"
+    assert at(fake, agent_id, 1_003_650.0) == "REGISTRAR_ERROR_STATE"
+    assert at(fake, agent_id, 1_003_700.2) == "REGISTERED_STATE"

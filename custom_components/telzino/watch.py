@@ -13,7 +13,7 @@ reply is still pending, instead of polling fast all the time.
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, cast
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_point_in_utc_time
@@ -48,8 +48,10 @@ class _AgentWatch:
 
     last_register_sent: datetime | None = None
     expires: datetime | None = None
-    # Learned: refresh time - expires.
+    registered: bool = False
+    # Learned: refresh time - expires, and the time between two refreshes.
     offset: timedelta | None = None
+    period: timedelta | None = None
     probes: int = 0
     cancel: CALLBACK_TYPE | None = None
 
@@ -80,13 +82,12 @@ class RefreshWatch:
             status.last_register_sent is not None
             and status.last_register_sent != watch.last_register_sent
         )
-        if refreshed and watch.last_register_sent is not None and watch.expires:
-            offset = status.last_register_sent - watch.expires  # type: ignore[operator]
-            if abs(offset) <= MAX_OFFSET:
-                watch.offset = offset
+        if refreshed and watch.last_register_sent is not None and watch.registered:
+            self._learn(watch, status)
         if refreshed:
             watch.probes = 0
         watch.last_register_sent = status.last_register_sent
+        watch.registered = status.is_registered
         watch.expires = self._trusted_expiry(status, now)
         if (when := self._next_look(watch, status, refreshed, now)) is not None:
             self._schedule(agent_id, watch, max(when, now + MIN_SPACING))
@@ -109,6 +110,15 @@ class RefreshWatch:
         for watch in self._agents.values():
             self._cancel(watch)
 
+    def _learn(self, watch: _AgentWatch, status: RegistrationStatus) -> None:
+        """Learn from a refresh of a registered binding, as seen now."""
+        sent = cast("datetime", status.last_register_sent)
+        if watch.expires is not None and abs(sent - watch.expires) <= MAX_OFFSET:
+            watch.offset = sent - watch.expires
+        period = sent - cast("datetime", watch.last_register_sent)
+        if timedelta() < period <= self._horizon(status):
+            watch.period = period
+
     def _next_look(
         self,
         watch: _AgentWatch,
@@ -122,7 +132,11 @@ class RefreshWatch:
         if not status.is_registered or watch.expires is None:
             # Lost, disabled or without a usable expiry: interval polling only.
             return None
-        predicted = watch.expires + (watch.offset or timedelta())
+        if watch.period is not None and status.last_register_sent is not None:
+            # Ticks are periodic: the next refresh is one period after this one.
+            predicted = status.last_register_sent + watch.period
+        else:
+            predicted = watch.expires + (watch.offset or timedelta())
         if predicted + REPLY_MARGIN > now:
             return predicted + REPLY_MARGIN
         if not refreshed and watch.probes < MAX_PROBES:
@@ -137,12 +151,16 @@ class RefreshWatch:
         expires = status.expires
         if expires is None or expires <= now - MAX_OFFSET:
             return None
-        horizon = (
-            timedelta(seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR)
-            if status.registration_interval
-            else DEFAULT_HORIZON
-        )
-        return expires if expires - now <= horizon else None
+        return expires if expires - now <= self._horizon(status) else None
+
+    @staticmethod
+    def _horizon(status: RegistrationStatus) -> timedelta:
+        """How far ahead an expiry or a refresh period is plausible."""
+        if status.registration_interval:
+            return timedelta(
+                seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR
+            )
+        return DEFAULT_HORIZON
 
     def _schedule(self, agent_id: str, watch: _AgentWatch, when: datetime) -> None:
         if self.paused_until is not None and when < self.paused_until:

@@ -171,9 +171,11 @@ class FakeTelzino:
         now = self.clock()
         registrant = Registrant(synced_at=now, **params)
         if agent.state == "REGISTERED_STATE":
-            registrant.binding_expires = agent.expires or (
-                now + agent.registration_timeout
-            )
+            # As if registered at the last tick, the way OpenSIPS would have.
+            sent = registrant.next_tick(now) - registrant.timer_interval
+            agent.last_register_sent = sent
+            # The 200 OK came back a moment after the REGISTER.
+            registrant.binding_expires = sent + 0.1 + agent.registration_timeout
             agent.expires = registrant.reported_expiry()
         self.registrants[agent_id] = registrant
         return registrant

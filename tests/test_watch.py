@@ -1,0 +1,307 @@
+"""Expiry-aware polling: a failed refresh is seen within seconds, cheaply.
+
+The fake API's registrant model drives the agents under Home Assistant's
+frozen clock; time moves in one-second steps so that every planned look runs
+when it is due.
+"""
+
+from datetime import datetime, timedelta
+import itertools
+import time
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.telzino.api import RegistrationState, RegistrationStatus
+from custom_components.telzino.const import CONF_WATCH_REFRESH
+from custom_components.telzino.watch import RefreshWatch
+from scripts.fake_telzino import FRONT_DESK, STATUS, FakeTelzino, Registrant
+from tests.common import make_entry, setup_entry
+
+REGISTERED = "binary_sensor.front_desk_registered"
+TIMER = 100.0
+
+
+async def run_for(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int
+) -> None:
+    """Let `seconds` of frozen time pass, one second at a time."""
+    for _ in range(seconds):
+        freezer.tick(timedelta(seconds=1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def setup_simulated(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    *,
+    watch: bool = True,
+    **registrant: object,
+) -> tuple[MockConfigEntry, Registrant]:
+    """Front desk registered for an hour, driven by the registrant model."""
+    fake.clock = time.time  # frozen with Home Assistant's clock
+    fake.close_connections = True
+    fake.add_agent("Front desk", FRONT_DESK)
+    model = fake.simulate(FRONT_DESK, timer_interval=TIMER, **registrant)
+    entry = make_entry(fake_url, [FRONT_DESK])
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_WATCH_REFRESH: watch}
+    )
+    await setup_entry(hass, entry)
+    return entry, model
+
+
+def interval_polls(seconds: int) -> range:
+    """Return how many 60 s polls fit in `seconds`, either way of the boundary."""
+    return range(seconds // 60, seconds // 60 + 2)
+
+
+def seconds_until_refresh(model: Registrant) -> int:
+    """Return the seconds from now to the tick that will refresh the binding."""
+    refresh = model.next_tick(model.refresh_point() - 0.001)  # type: ignore[operator]
+    return int(refresh - time.time()) + 1
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "within"), [("rejects", 5), ("errors", 5), ("silent", 37)]
+)
+async def test_a_failed_refresh_is_seen_within_seconds(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    behaviour: str,
+    within: int,
+) -> None:
+    """After one refresh has been seen, the next failure shows within seconds.
+
+    Rejected and erroring registrars answer at once; a silent one is seen
+    right after the SIP transaction times out.
+    """
+    _, model = await setup_simulated(hass, fake, fake_url)
+    await run_for(hass, freezer, seconds_until_refresh(model) + 10)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    assert model.registers_sent == 1  # seen by the watch's look
+
+    model.set_behaviour(fake.agents[FRONT_DESK], behaviour, time.time())  # type: ignore[arg-type]
+    await run_for(hass, freezer, seconds_until_refresh(model) - 1)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    await run_for(hass, freezer, within)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+
+
+async def test_looks_are_few_and_at_least_five_seconds_apart(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Over two refreshes: a few extra requests, never two within 5 s."""
+    entry, _ = await setup_simulated(hass, fake, fake_url)
+    sent: list[float] = []
+    original = entry.runtime_data.client.get_registration_status
+
+    async def counted(agent_id: str):  # type: ignore[no-untyped-def]
+        sent.append(time.time())
+        return await original(agent_id)
+
+    entry.runtime_data.client.get_registration_status = counted  # type: ignore[method-assign]
+    fake.reset_stats()
+    seconds = 2 * 3600 + 200
+    await run_for(hass, freezer, seconds)
+    extra = fake.stats.requests[STATUS] - seconds // 60
+    assert 0 < extra <= 6
+    assert len(sent) == fake.stats.requests[STATUS]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert all(gap >= 5 for gap in gaps)
+    assert entry.runtime_data.watch.polls == extra
+
+
+async def test_the_option_turns_the_watch_off(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """With the watch off, only interval polls are sent."""
+    entry, _ = await setup_simulated(hass, fake, fake_url, watch=False)
+    assert entry.runtime_data.watch is None
+    fake.reset_stats()
+    await run_for(hass, freezer, 3600 + 200)
+    assert fake.stats.requests[STATUS] in interval_polls(3600 + 200)
+
+
+async def test_a_429_during_a_watch_holds_every_request_until_retry_after(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Retry-After from a watch poll applies to the interval polls as well."""
+    _, model = await setup_simulated(hass, fake, fake_url)
+    # Let the next interval poll pass first, then rate limit the watch's look.
+    await run_for(hass, freezer, seconds_until_refresh(model) - 5)
+    fake.inject(STATUS, status=429, retry_after="300", times=1)
+    fake.reset_stats()
+    await run_for(hass, freezer, 15)
+    assert fake.stats.requests[STATUS] == 1  # the look, rate limited
+    await run_for(hass, freezer, 280)
+    assert fake.stats.requests[STATUS] == 1  # nothing before Retry-After
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    await run_for(hass, freezer, 70)
+    assert fake.stats.requests[STATUS] >= 2
+    assert hass.states.get(REGISTERED).state == STATE_ON
+
+
+@pytest.mark.parametrize("expires", [0, -3600, 10 * 86400])
+async def test_no_watch_without_a_trustworthy_expiry(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    expires: int,
+) -> None:
+    """Missing, past or absurd expiries fall back to plain interval polling."""
+    fake.clock = time.time
+    fake.close_connections = True
+    fake.add_agent(
+        "Front desk",
+        FRONT_DESK,
+        expires=time.time() + expires if expires else None,
+    )
+    entry = await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    fake.reset_stats()
+    await run_for(hass, freezer, 600)
+    assert fake.stats.requests[STATUS] in interval_polls(600)
+    assert entry.runtime_data.watch.polls == 0
+
+
+async def test_a_refresh_reported_by_its_refresh_point_is_learned(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """When `expires` is the refresh point, the period between refreshes is learned.
+
+    From the third refresh on, a rejection shows within seconds.
+    """
+    _, model = await setup_simulated(
+        hass, fake, fake_url, expires_reports="refresh_point"
+    )
+    for _ in range(2):
+        await run_for(hass, freezer, seconds_until_refresh(model) + 10)
+    model.set_behaviour(fake.agents[FRONT_DESK], "rejects", time.time())
+    await run_for(hass, freezer, seconds_until_refresh(model) - 1)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    await run_for(hass, freezer, 5)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+
+
+def reading(
+    now: datetime,
+    *,
+    state: RegistrationState = RegistrationState.REGISTERED,
+    sent: float | None = 0,
+    expires: float | None = 3600,
+    interval: int | None = 3600,
+) -> RegistrationStatus:
+    """Return a status as the API gives it, times in seconds from `now`."""
+    return RegistrationStatus(
+        state=state,
+        raw_state=state.name,
+        state_code=None,
+        is_registered=state is RegistrationState.REGISTERED,
+        enabled=True,
+        expires=None if expires is None else now + timedelta(seconds=expires),
+        last_register_sent=None if sent is None else now + timedelta(seconds=sent),
+        registration_interval=interval,
+        error_message=None,
+    )
+
+
+async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
+    """Offsets and periods are learned only within bounds; pauses delay looks."""
+    looked: list[str] = []
+
+    async def poll_agent(agent_id: str) -> None:
+        looked.append(agent_id)
+
+    watch = RefreshWatch(hass, poll_agent)
+    now = dt_util.utcnow()
+    agent = watch._agents  # what it knows, per agent
+    watch.observe("a", reading(now, sent=-100, expires=3500), now)
+    assert agent["a"].cancel is not None  # a look planned at the expiry
+    # A refresh an hour later: period and offset learned.
+    later = now + timedelta(hours=1)
+    watch.observe("a", reading(later, sent=0, expires=3600), later)
+    assert agent["a"].period == timedelta(seconds=3600 + 100)
+    assert agent["a"].offset == timedelta(seconds=100)
+    # A refresh far from the expiry and after an absurd period: nothing learned.
+    much_later = later + timedelta(days=3)
+    watch.observe("a", reading(much_later, sent=0, expires=None), much_later)
+    assert agent["a"].period == timedelta(seconds=3600 + 100)
+    assert agent["a"].offset == timedelta(seconds=100)
+    assert agent["a"].cancel is None  # no expiry: interval polling only
+    # Without a lifetime from the API, an expiry up to a day ahead is trusted.
+    watch.observe("b", reading(now, expires=80_000, interval=None), now)
+    assert agent["b"].expires is not None
+    # A pause moves planned looks behind it.
+    watch.pause(now + timedelta(days=2))
+    watch.observe("b", reading(now, expires=80_000, interval=None), now)
+    watch.retain(["b"])
+    assert set(agent) == {"b"}
+    watch.stop()
+    assert agent["b"].cancel is None
+    assert looked == []
+
+
+async def test_a_failed_look_changes_nothing(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A look that fails, or at an agent no longer polled, leaves the data as it is.
+
+    Failures are the interval poll's to report; a look only looks.
+    """
+    entry, _ = await setup_simulated(hass, fake, fake_url)
+    coordinator = entry.runtime_data
+    before = coordinator.data
+    fake.inject(STATUS, status=500, times=1)
+    fake.reset_stats()
+    await coordinator._async_poll_agent(FRONT_DESK)
+    await coordinator._async_poll_agent("00000000-0000-4000-8000-00000000dead")
+    assert fake.stats.requests[STATUS] == 1
+    assert coordinator.data is before
+    assert coordinator.last_update_success
+    assert hass.states.get(REGISTERED).state == STATE_ON
+
+
+async def test_a_429_without_the_watch_backs_off_as_before(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """With the watch off, a rate limit still holds the interval polls."""
+    await setup_simulated(hass, fake, fake_url, watch=False)
+    fake.inject(STATUS, status=429, retry_after="120", times=1)
+    await run_for(hass, freezer, 61)
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    fake.reset_stats()
+    await run_for(hass, freezer, 100)
+    assert fake.stats.requests[STATUS] == 0
+    await run_for(hass, freezer, 30)
+    assert hass.states.get(REGISTERED).state == STATE_ON
