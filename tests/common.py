@@ -25,6 +25,7 @@ from custom_components.telzino.const import (
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
     CONF_SCAN_INTERVAL,
+    CONF_WATCH_REFRESH,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
@@ -54,6 +55,7 @@ def make_entry(
     all_agents: bool = False,
     token: str | None = None,
     scan_interval: int = DEFAULT_SCAN_INTERVAL,
+    watch_refresh: bool = True,
 ) -> MockConfigEntry:
     """Return a config entry as the config flow creates it."""
     auth: dict[str, str] = (
@@ -74,6 +76,7 @@ def make_entry(
             CONF_AGENTS: [] if all_agents else agent_ids,
             CONF_ALL_AGENTS: all_agents,
             CONF_SCAN_INTERVAL: scan_interval,
+            CONF_WATCH_REFRESH: watch_refresh,
         },
     )
 

@@ -175,6 +175,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         for agent_id in self._bindings.keys() - results.keys():
             del self._bindings[agent_id]
         if self.watch is not None:
+            self.watch.next_interval_poll = now + self.scan_interval
             self.watch.retain(data.keys())
             for agent_id, agent in data.items():
                 self.watch.observe(agent_id, agent.status, now)

@@ -67,6 +67,9 @@ class RefreshWatch:
         self._poll_agent = poll_agent
         self._agents: dict[str, _AgentWatch] = {}
         self.paused_until: datetime | None = None
+        # When the coordinator polls every agent next; a look just before it
+        # would only duplicate it.
+        self.next_interval_poll: datetime | None = None
         # For diagnostics and the benchmark.
         self.polls = 0
 
@@ -165,6 +168,12 @@ class RefreshWatch:
     def _schedule(self, agent_id: str, watch: _AgentWatch, when: datetime) -> None:
         if self.paused_until is not None and when < self.paused_until:
             when = self.paused_until
+        if (
+            self.next_interval_poll is not None
+            and timedelta() <= self.next_interval_poll - when < MIN_SPACING
+        ):
+            # The interval poll looks a moment later; it plans the next look.
+            return
 
         async def look(_now: datetime) -> None:
             watch.cancel = None
