@@ -227,4 +227,4 @@ async def test_token_requests_per_day(
 
 def teardown_module() -> None:
     """Print the tables once both benchmarks ran."""
-    print("\n\n" + "\n\n".join(RESULTS))  # noqa: T201
+    print("\n\n" + "\n\n".join(RESULTS))

@@ -38,6 +38,7 @@ from .const import (
     LOGGER,
     MAX_SCAN_INTERVAL,
     REFRESH_GRACE,
+    REFRESH_REPLY_GRACE,
 )
 from .watch import RefreshWatch
 
@@ -246,7 +247,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if status.state in REFRESH_STATES:
             binding = self._bindings.get(agent_id)
             expires = binding.expires if binding else status.expires
-            if expires is not None and now < expires:
+            if expires is not None and now < expires + REFRESH_REPLY_GRACE:
                 return True
             if (
                 expires is None

@@ -68,8 +68,10 @@ class Registrant:
     pending: list[tuple[float, str]] = field(default_factory=list)
     binding_expires: float | None = None
     synced_at: float = 0.0
-    # Counters for the detection benchmark.
+    # For the detection benchmark: REGISTERs sent, and every state entered as
+    # (time, state, enabled).
     registers_sent: int = 0
+    history: list[tuple[float, str, bool]] = field(default_factory=list)
 
     def next_tick(self, after: float) -> float:
         """Return the first timer tick strictly after `after`."""
@@ -132,6 +134,7 @@ class Registrant:
         self.pending = steps
 
     def _enter(self, agent: FakeAgent, state: str, now: float) -> None:
+        self.history.append((now, state, agent.enabled))
         agent.state = state
         agent.error_message = None
         if state == "REGISTERED_STATE":
