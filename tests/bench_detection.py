@@ -51,6 +51,7 @@ class Run:
     requests: int = 0
     cpu: float = 0.0
     states: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    outages: list[tuple[float, float]] = field(default_factory=list)
 
 
 def scenario(rng: random.Random, agent_ids: list[str]) -> list[tuple[float, str, str]]:
@@ -132,6 +133,7 @@ async def run_day(
                 _, agent_id, action = actions.pop(0)
                 if agent_id == "*":
                     outage_until = now + float(action.partition(":")[2])
+                    run.outages.append((now, outage_until))
                     fake.inject(STATUS, status=503)
                     continue
                 model = fake.registrants[agent_id]
@@ -221,8 +223,14 @@ def judge(run: Run, fake: FakeTelzino) -> dict[str, Any]:
             losses_total += 1
             shown = [t for t in offs if loss.start <= t <= loss.end + 1]
             fired = [t for t in losts if loss.start <= t <= loss.end + 1]
+            # During an API outage the API shows nothing: it first shows a
+            # loss that began then when the outage is over.
+            shows_at = max(
+                [loss.start]
+                + [stop for start, stop in run.outages if start <= loss.start < stop]
+            )
             if shown and fired:
-                delay = max(shown[0], fired[0]) - loss.start
+                delay = max(0.0, max(shown[0], fired[0]) - shows_at)
                 delays.append(delay)
                 if loss.at_refresh:
                     delays_at_refresh.append(delay)
@@ -354,6 +362,25 @@ def explain(run: Run, fake: FakeTelzino) -> None:
                         (round(t - START, 1), st)
                         for t, st in run.states.get(agent_id, [])
                         if loss.start - 300 < t < loss.end + 300
+                    ],
+                )
+        for loss in day.losses:
+            shown = [t for t in offs if loss.start <= t <= loss.end + 1]
+            if loss.at_refresh and shown and shown[0] - loss.start > 10:
+                print(
+                    "SLOW",
+                    run.name,
+                    round(loss.start - START, 1),
+                    round(shown[0] - loss.start, 1),
+                    [
+                        (round(t - START, 1), st)
+                        for t, st in run.states.get(agent_id, [])
+                        if loss.start - 60 < t < loss.start + 60
+                    ],
+                    [
+                        (round(t - START, 1), s)
+                        for t, s, _ in model.history
+                        if loss.start - 3700 < t < loss.end + 10
                     ],
                 )
         for moment in offs:
