@@ -278,26 +278,57 @@ async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
     assert looked == []
 
 
-async def test_a_failed_look_changes_nothing(
+async def test_a_failed_look_changes_nothing_and_looks_again(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A look that fails, or at an agent no longer polled, leaves the data as it is.
+    """A look that fails leaves the data as it is, and is tried again, 3 times.
 
-    Failures are the interval poll's to report; a look only looks.
+    Failures are the interval poll's to report; a look only looks, after a
+    SIP transaction's timeout, in case a refresh is pending behind the failure.
+    An agent no longer polled is not looked at.
     """
     entry, _ = await setup_simulated(hass, fake, fake_url, freezer)
     coordinator = entry.runtime_data
+    watch = coordinator.watch._agents[FRONT_DESK]
     before = coordinator.data
-    fake.inject(STATUS, status=500, times=1)
+    fake.inject(STATUS, status=500)
     fake.reset_stats()
-    await coordinator._async_poll_agent(FRONT_DESK)
+    for _ in range(4):
+        await coordinator._async_poll_agent(FRONT_DESK)
     await coordinator._async_poll_agent("00000000-0000-4000-8000-00000000dead")
-    assert fake.stats.requests[STATUS] == 1
+    assert fake.stats.requests[STATUS] == 4
     assert coordinator.data is before
     assert coordinator.last_update_success
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    assert watch.probes == 3  # the fourth failure planned nothing more
+    coordinator.watch.observe(FRONT_DESK, None, dt_util.utcnow())
+    assert watch.cancel is None
+
+
+async def test_a_look_after_an_outage_polls_every_agent(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """When a look finds the API back after a failed poll, every agent is polled.
+
+    A look alone cannot make the entities available again; a full poll does,
+    before the next interval.
+    """
+    entry, _ = await setup_simulated(hass, fake, fake_url, freezer)
+    coordinator = entry.runtime_data
+    fake.inject(STATUS, status=503)
+    await run_for(hass, freezer, 61)
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    fake.clear_faults()
+    fake.reset_stats()
+    await coordinator._async_poll_agent(FRONT_DESK)
+    await hass.async_block_till_done()
+    assert fake.stats.requests[STATUS] == 2  # the look, then the full poll
     assert hass.states.get(REGISTERED).state == STATE_ON
 
 

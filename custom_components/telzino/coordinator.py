@@ -192,7 +192,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         """
         # Only the watch calls this, and only when there is one.
         watch = cast("RefreshWatch", self.watch)
-        if not self.last_update_success or agent_id not in (self.data or {}):
+        if agent_id not in (self.data or {}):
             return
         now = dt_util.utcnow()
         try:
@@ -203,11 +203,18 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             watch.pause(self._rate_limited_until)
             return
         except TelzinoError as err:
-            # The interval poll reports failures; a watch only looks.
+            # The interval poll reports failures; a watch only looks, again later.
             LOGGER.debug("Refresh watch of agent %s failed: %s", agent_id, err)
+            watch.retry(agent_id, now)
+            return
+        watch.observe(agent_id, status, now)
+        if not self.last_update_success:
+            # The API answers again after a failed poll: poll every agent now,
+            # which makes the entities available again, rather than at the
+            # interval.
+            await self.async_request_refresh()
             return
         agent = self._agent_data(agent_id, status, now)
-        watch.observe(agent_id, status, now)
         if agent != self.data[agent_id]:
             self.data = {**self.data, agent_id: agent}
             self._update_repair_issues({agent_id: agent})

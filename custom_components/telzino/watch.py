@@ -95,6 +95,19 @@ class RefreshWatch:
         if (when := self._next_look(watch, status, refreshed, now)) is not None:
             self._schedule(agent_id, watch, max(when, now + MIN_SPACING))
 
+    def retry(self, agent_id: str, now: datetime) -> None:
+        """Look once more after a look failed (the API did not answer).
+
+        A refresh may be pending behind the failure: the next look comes after
+        a SIP transaction's timeout, at most MAX_PROBES times in a row.
+        """
+        watch = self._agents.get(agent_id)
+        if watch is None or watch.probes >= MAX_PROBES:
+            return
+        watch.probes += 1
+        self._cancel(watch)
+        self._schedule(agent_id, watch, now + TRANSACTION_TIMEOUT + REPLY_MARGIN)
+
     def retain(self, agent_ids: Iterable[str]) -> None:
         """Stop watching agents that are no longer polled."""
         keep = set(agent_ids)
