@@ -36,8 +36,9 @@ AGENT_LIST_REFRESH: Final = timedelta(hours=1)
 REFRESH_GRACE: Final = timedelta(minutes=5)
 # OpenSIPS refreshes a binding at most one timer interval before it expires,
 # often a moment before; a refresh in progress counts as one until its SIP
-# transaction would have timed out (32 s) past the old binding's expiry.
-REFRESH_REPLY_GRACE: Final = timedelta(seconds=32)
+# transaction would have timed out (32 s) past the old binding's expiry, give
+# or take the API's whole-second expiry: 35 s.
+REFRESH_REPLY_GRACE: Final = timedelta(seconds=35)
 
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"
