@@ -297,14 +297,18 @@ class LiveHomeAssistant:
             {"agents": [], "all_agents": True, "scan_interval": seconds},
         )
 
-    async def core_state(self) -> str:
-        """Return Home Assistant's state: NOT_RUNNING, STARTING, RUNNING, ..."""
+    async def get_json(self, path: str) -> Any:
+        """GET a REST API path with the token and return its JSON."""
         async with self.session.get(
-            f"{self.url}/api/config", headers=self.headers
+            f"{self.url}{path}", headers=self.headers
         ) as response:
             response.raise_for_status()
-            state: str = (await response.json())["state"]
-            return state
+            return await response.json()
+
+    async def core_state(self) -> str:
+        """Return Home Assistant's state: NOT_RUNNING, STARTING, RUNNING, ..."""
+        state: str = (await self.get_json("/api/config"))["state"]
+        return state
 
     async def wait_until_running(self) -> None:
         """Wait until Home Assistant has finished starting (needs a token).
@@ -318,11 +322,9 @@ class LiveHomeAssistant:
 
     async def states(self) -> dict[str, dict[str, Any]]:
         """All entity states by entity ID."""
-        async with self.session.get(
-            f"{self.url}/api/states", headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            return {state["entity_id"]: state for state in await response.json()}
+        return {
+            state["entity_id"]: state for state in await self.get_json("/api/states")
+        }
 
     async def websocket_command(self, command: dict[str, Any]) -> Any:
         """Send one websocket command and return its result."""

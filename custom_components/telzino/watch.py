@@ -53,6 +53,7 @@ class _AgentWatch:
     offset: timedelta | None = None
     period: timedelta | None = None
     probes: int = 0
+    planned: datetime | None = None
     cancel: CALLBACK_TYPE | None = None
 
 
@@ -78,8 +79,8 @@ class RefreshWatch:
     ) -> None:
         """Learn from a reading of any source and plan the agent's next look."""
         watch = self._agents.setdefault(agent_id, _AgentWatch())
-        self._cancel(watch)
         if status is None:
+            self._cancel(watch)
             return
         refreshed = (
             status.last_register_sent is not None
@@ -92,8 +93,10 @@ class RefreshWatch:
         watch.last_register_sent = status.last_register_sent
         watch.registered = status.is_registered
         watch.expires = self._trusted_expiry(status, now)
-        if (when := self._next_look(watch, status, refreshed, now)) is not None:
-            self._schedule(agent_id, watch, max(when, now + MIN_SPACING))
+        when = self._next_look(watch, status, refreshed, now)
+        self._plan(
+            agent_id, watch, None if when is None else max(when, now + MIN_SPACING)
+        )
 
     def retry(self, agent_id: str, now: datetime) -> None:
         """Look once more after a look failed (the API did not answer).
@@ -105,8 +108,7 @@ class RefreshWatch:
         if watch is None or watch.probes >= MAX_PROBES:
             return
         watch.probes += 1
-        self._cancel(watch)
-        self._schedule(agent_id, watch, now + TRANSACTION_TIMEOUT + REPLY_MARGIN)
+        self._plan(agent_id, watch, now + TRANSACTION_TIMEOUT + REPLY_MARGIN)
 
     def retain(self, agent_ids: Iterable[str]) -> None:
         """Stop watching agents that are no longer polled."""
@@ -178,21 +180,30 @@ class RefreshWatch:
             )
         return DEFAULT_HORIZON
 
-    def _schedule(self, agent_id: str, watch: _AgentWatch, when: datetime) -> None:
-        if self.paused_until is not None and when < self.paused_until:
-            when = self.paused_until
+    def _plan(self, agent_id: str, watch: _AgentWatch, when: datetime | None) -> None:
+        """Plan the agent's next look; an unchanged plan keeps its timer."""
+        if when is not None and self.paused_until is not None:
+            when = max(when, self.paused_until)
         if (
-            self.next_interval_poll is not None
+            when is not None
+            and self.next_interval_poll is not None
             and timedelta() <= self.next_interval_poll - when < MIN_SPACING
         ):
             # The interval poll looks a moment later; it plans the next look.
+            when = None
+        if watch.cancel is not None and watch.planned == when:
+            return
+        self._cancel(watch)
+        if when is None:
             return
 
         async def look(_now: datetime) -> None:
             watch.cancel = None
+            watch.planned = None
             self.polls += 1
             await self._poll_agent(agent_id)
 
+        watch.planned = when
         watch.cancel = async_track_point_in_utc_time(
             self._hass, HassJob(look, f"telzino refresh watch {agent_id}"), when
         )
@@ -202,3 +213,4 @@ class RefreshWatch:
         if watch.cancel is not None:
             watch.cancel()
             watch.cancel = None
+        watch.planned = None
