@@ -162,6 +162,26 @@ async def test_registered_status_is_fully_parsed(
     assert status.expires.tzinfo is UTC
 
 
+async def test_a_status_is_read_again_only_when_its_answer_changes(
+    fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
+) -> None:
+    """The same answer gives the same status; any change in it gives the new one."""
+    agent = fake.add_agent("Front desk")
+    first = await credentials_client.get_registration_status(agent.id)
+    assert await credentials_client.get_registration_status(agent.id) is first
+
+    clock.now += 60
+    fake.set_state(agent.id, "REGISTERED_STATE")  # refreshed: new expiry
+    refreshed = await credentials_client.get_registration_status(agent.id)
+    assert first.expires is not None
+    assert refreshed.expires == first.expires + timedelta(seconds=60)
+
+    fake.set_state(agent.id, "REGISTER_TIMEOUT_STATE")
+    lost = await credentials_client.get_registration_status(agent.id)
+    assert lost.state is RegistrationState.REGISTER_TIMEOUT
+    assert not lost.is_registered
+
+
 async def test_agent_id_is_accepted_in_any_uuid_spelling(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:

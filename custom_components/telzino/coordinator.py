@@ -181,7 +181,15 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             for agent_id, agent in data.items():
                 self.watch.observe(agent_id, agent.status, now)
         self._log_agent_availability(data)
-        self._update_repair_issues(data)
+        previous = self.data or {}
+        # Repair issues follow changes: most polls change nothing.
+        self._update_repair_issues(
+            {
+                agent_id: agent
+                for agent_id, agent in data.items()
+                if previous.get(agent_id) != agent
+            }
+        )
         return data
 
     async def _async_poll_agent(self, agent_id: str) -> None:

@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 import ipaddress
 import json
 import math
+import re
 import time
 from types import TracebackType
 from typing import Any, Final, Self
@@ -55,6 +56,9 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_AGENTS_PAGE_BYTES: Final = 16 * 1024 * 1024
 # Guards pagination against a server that never says it is done.
 MAX_AGENT_PAGES: Final = 1000
+_CANONICAL_UUID: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 
 
 def validate_api_url(url: str) -> str:
@@ -83,6 +87,9 @@ def validate_api_url(url: str) -> str:
 
 def validate_agent_id(agent_id: str) -> str:
     """Return the agent ID in canonical form, or raise TelzinoInvalidAgentIdError."""
+    if isinstance(agent_id, str) and _CANONICAL_UUID.fullmatch(agent_id):
+        # Every poll checks every ID: the common case costs no UUID object.
+        return agent_id
     try:
         return str(uuid.UUID(agent_id.strip()))
     except (ValueError, AttributeError) as err:
@@ -143,6 +150,8 @@ class TelzinoClient:
         )
         self._token_renew_at = math.inf
         self._token_lock = asyncio.Lock()
+        # Each agent's last status answer and what it parsed to.
+        self._last_statuses: dict[str, tuple[bytes, RegistrationStatus]] = {}
 
     async def close(self) -> None:
         """Close the session the client opened itself."""
@@ -206,12 +215,19 @@ class TelzinoClient:
     async def get_registration_status(self, agent_id: str) -> RegistrationStatus:
         """Return one agent's SIP registration status."""
         agent_id = validate_agent_id(agent_id)
-        body = await self._request_json(
-            f"/v1/agents/{agent_id}/sip/registration/status"
-        )
+        path = f"/v1/agents/{agent_id}/sip/registration/status"
+        raw = await self._get(path, max_body=MAX_BODY_BYTES)
+        last = self._last_statuses.get(agent_id)
+        if last is not None and last[0] == raw:
+            # Most polls change nothing: the same answer parses to the same
+            # (immutable) status, so it is not parsed again.
+            return last[1]
+        body = _json_object(raw, f"GET {path}")
         if body.get("success") is False:
             raise TelzinoInvalidResponseError("API reported the status as failed")
-        return RegistrationStatus.from_api(body.get("data"))
+        status = RegistrationStatus.from_api(body.get("data"))
+        self._last_statuses[agent_id] = (raw, status)
+        return status
 
     async def get_registration_statuses(
         self, agent_ids: Iterable[str]
@@ -244,6 +260,11 @@ class TelzinoClient:
     async def _request_json(
         self, path: str, *, max_body: int = MAX_BODY_BYTES
     ) -> dict[str, Any]:
+        """GET an API path and return its JSON object."""
+        what = f"GET {path.partition('?')[0]}"
+        return _json_object(await self._get(path, max_body=max_body), what)
+
+    async def _get(self, path: str, *, max_body: int) -> bytes:
         """GET an API path with a bearer token; renew the token once on a 401."""
         token = await self._get_token()
         try:
@@ -284,7 +305,7 @@ class TelzinoClient:
 
     async def _fetch_token(self, credentials: ClientCredentials) -> tuple[str, float]:
         try:
-            body = await self._send(
+            raw = await self._send(
                 "POST",
                 "/oauth/token",
                 max_body=MAX_BODY_BYTES,
@@ -300,6 +321,7 @@ class TelzinoClient:
             raise TelzinoAuthenticationError(
                 "Client credentials were rejected"
             ) from err
+        body = _json_object(raw, "POST /oauth/token")
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise TelzinoInvalidResponseError("Token response has no access_token")
@@ -316,8 +338,8 @@ class TelzinoClient:
         max_body: int,
         headers: dict[str, str] | None = None,
         json_body: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send one request and return its JSON object; map every failure."""
+    ) -> bytes:
+        """Send one request and return its body; map every failure."""
         what = f"{method} {path.partition('?')[0]}"
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -340,13 +362,17 @@ class TelzinoClient:
             raise TelzinoConnectionError(
                 f"{what}: connection failed ({type(err).__name__})"
             ) from err
-        try:
-            body = json.loads(raw)
-        except ValueError as err:
-            raise TelzinoInvalidResponseError(f"{what}: response is not JSON") from err
-        if not isinstance(body, dict):
-            raise TelzinoInvalidResponseError(f"{what}: response is not a JSON object")
-        return body
+        return raw
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError as err:
+        raise TelzinoInvalidResponseError(f"{what}: response is not JSON") from err
+    if not isinstance(body, dict):
+        raise TelzinoInvalidResponseError(f"{what}: response is not a JSON object")
+    return body
 
 
 def _raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
@@ -372,8 +398,11 @@ def _raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
 async def _read_limited(
     response: aiohttp.ClientResponse, max_body: int, what: str
 ) -> bytes:
-    if (response.content_length or 0) > max_body:
-        raise TelzinoInvalidResponseError(f"{what}: response is too large")
+    if response.content_length is not None:
+        if response.content_length > max_body:
+            raise TelzinoInvalidResponseError(f"{what}: response is too large")
+        # aiohttp reads no further than the announced length.
+        return await response.read()
     raw = await response.content.read(max_body + 1)
     while len(raw) <= max_body and (chunk := await response.content.read(max_body)):
         raw += chunk
