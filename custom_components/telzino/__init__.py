@@ -26,6 +26,7 @@ from .const import (
     UNIQUE_ID_SUFFIX_MIGRATION,
 )
 from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .history import TelzinoHistory
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
@@ -60,7 +61,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> b
     await er.async_migrate_entries(hass, entry.entry_id, migrate_unique_id)
 
     coordinator = TelzinoCoordinator(hass, entry, create_client(hass, dict(entry.data)))
+    # Before the first poll, so that a loss that outlasted a restart goes on.
+    await coordinator.history.async_load()
     await coordinator.async_config_entry_first_refresh()
+    entry.async_on_unload(coordinator.history.async_start())
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -72,11 +76,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> None:
-    """Drop the repair issues of a removed entry's agents."""
+    """Drop the repair issues and the stored history of a removed entry's agents."""
     registry = ir.async_get(hass)
     for (domain, issue_id), issue in list(registry.issues.items()):
         if domain == DOMAIN and (issue.data or {}).get("entry_id") == entry.entry_id:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
+    await TelzinoHistory(hass, entry.entry_id).async_remove()
 
 
 async def async_remove_config_entry_device(
@@ -96,7 +101,12 @@ async def async_remove_config_entry_device(
         )
     else:
         watched = set(entry.options.get(CONF_AGENTS, []))
-    return not any(
-        domain == DOMAIN and agent_id in watched
-        for domain, agent_id in device.identifiers
-    )
+    agent_ids = {
+        agent_id for domain, agent_id in device.identifiers if domain == DOMAIN
+    }
+    if agent_ids & watched:
+        return False
+    if entry.state is ConfigEntryState.LOADED:
+        for agent_id in agent_ids:
+            entry.runtime_data.history.forget(agent_id)
+    return True

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Final, NoReturn, Self, cast, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -40,6 +40,7 @@ from .const import (
     REFRESH_GRACE,
     REFRESH_REPLY_GRACE,
 )
+from .history import Reading, TelzinoHistory
 from .watch import RefreshWatch
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
@@ -94,6 +95,15 @@ class AgentData:
     # registered, and during a refresh while the previous binding holds.
     can_receive_calls: bool = False
 
+    @property
+    def reading(self) -> Reading:
+        """What this poll adds to the agent's history."""
+        if self.status is None:
+            return Reading.UNOBSERVED
+        if self.status.enabled is False:
+            return Reading.DISABLED
+        return Reading.UP if self.can_receive_calls else Reading.DOWN
+
 
 def issue_id(kind: str, agent_id: str) -> str:
     """Return the repair issue ID of one agent (agent IDs are unique across entries)."""
@@ -138,6 +148,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         )
         # Set when a watch poll was rate limited: nothing is sent before it.
         self._rate_limited_until: datetime | None = None
+        self.history = TelzinoHistory(hass, entry.entry_id)
 
     @override
     async def _async_update_data(self) -> dict[str, AgentData]:
@@ -227,6 +238,22 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             self.data = {**self.data, agent_id: agent}
             self._update_repair_issues({agent_id: agent})
             self.async_update_listeners()
+
+    @callback
+    @override
+    def async_update_listeners(self) -> None:
+        """Record what changed in the agents' history before entities read it.
+
+        Every change reaches this: a poll whose data or success changed, and a
+        refresh watch's look that changed an agent.
+        """
+        if self.last_update_success:
+            self.history.record(
+                {agent_id: agent.reading for agent_id, agent in self.data.items()}
+            )
+        else:
+            self.history.record_unobserved()
+        super().async_update_listeners()
 
     @override
     async def async_shutdown(self) -> None:

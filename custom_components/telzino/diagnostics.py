@@ -5,6 +5,7 @@ from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
 from .const import CONF_ACCESS_TOKEN, CONF_CLIENT_ID, CONF_CLIENT_SECRET
 from .coordinator import TelzinoConfigEntry
@@ -17,6 +18,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return what a bug report needs: settings, last poll, last errors."""
     coordinator = entry.runtime_data
+    now = dt_util.utcnow().timestamp()
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
@@ -39,6 +41,9 @@ async def async_get_config_entry_diagnostics(
                 "status": asdict(agent.status) if agent.status else None,
                 "can_receive_calls": agent.can_receive_calls,
                 "error": str(agent.error) if agent.error else None,
+                "history": history.summary(now)
+                if (history := coordinator.history.agents.get(agent_id))
+                else None,
             }
             for agent_id, agent in coordinator.data.items()
         },

@@ -1,22 +1,26 @@
-"""Sensors of a Telzino agent: registration state, expiry and diagnostics."""
+"""Sensors of a Telzino agent: registration state, expiry, history, diagnostics."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
 from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
+from .history import DAY, AgentHistory
 
 # Read-only entities fed by a coordinator.
 PARALLEL_UPDATES = 0
@@ -69,6 +73,79 @@ SENSORS: tuple[TelzinoSensorEntityDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class TelzinoHistorySensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor of an agent's stored history."""
+
+    # The agent's history and the time now (Unix seconds).
+    value_fn: Callable[[AgentHistory, float], float | int | datetime | None]
+
+
+def _uptime(window: float) -> Callable[[AgentHistory, float], float | None]:
+    def value(history: AgentHistory, now: float) -> float | None:
+        ratio = history.uptime(window, now)
+        return None if ratio is None else round(ratio * 100, 2)
+
+    return value
+
+
+def _timestamp(when: float | None) -> datetime | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC)
+
+
+HISTORY_SENSORS: tuple[TelzinoHistorySensorEntityDescription, ...] = (
+    TelzinoHistorySensorEntityDescription(
+        key="lost_since",
+        translation_key="lost_since",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda history, _: _timestamp(history.lost_since),
+    ),
+    TelzinoHistorySensorEntityDescription(
+        key="last_outage",
+        translation_key="last_outage",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_display_precision=0,
+        value_fn=lambda history, _: (
+            None if history.last_outage is None else round(history.last_outage)
+        ),
+    ),
+    TelzinoHistorySensorEntityDescription(
+        key="uptime_24h",
+        translation_key="uptime_24h",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=_uptime(DAY),
+    ),
+    TelzinoHistorySensorEntityDescription(
+        key="uptime_7d",
+        translation_key="uptime_7d",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        entity_registry_enabled_default=False,
+        value_fn=_uptime(7 * DAY),
+    ),
+    TelzinoHistorySensorEntityDescription(
+        key="uptime_30d",
+        translation_key="uptime_30d",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        entity_registry_enabled_default=False,
+        value_fn=_uptime(30 * DAY),
+    ),
+    TelzinoHistorySensorEntityDescription(
+        key="losses_24h",
+        translation_key="losses_24h",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda history, now: history.losses(DAY, now),
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: TelzinoConfigEntry,
@@ -76,9 +153,13 @@ async def async_setup_entry(
 ) -> None:
     """Set up sensors for every watched agent."""
 
-    def create(coordinator: TelzinoCoordinator, agent_id: str) -> list[TelzinoSensor]:
+    def create(coordinator: TelzinoCoordinator, agent_id: str) -> list[Entity]:
         return [
-            TelzinoSensor(coordinator, agent_id, description) for description in SENSORS
+            *(TelzinoSensor(coordinator, agent_id, desc) for desc in SENSORS),
+            *(
+                TelzinoHistorySensor(coordinator, agent_id, desc)
+                for desc in HISTORY_SENSORS
+            ),
         ]
 
     async_add_agent_entities(entry, async_add_entities, create)
@@ -95,3 +176,50 @@ class TelzinoSensor(TelzinoEntity, SensorEntity):
         """Return the value from the last poll."""
         status = self.status
         return self.entity_description.value_fn(status) if status else None
+
+
+class TelzinoHistorySensor(TelzinoEntity, SensorEntity):
+    """A sensor of one agent's stored history.
+
+    It describes the past, which stays known while the API cannot be read, so
+    it is available as long as the agent is watched; it is recomputed at every
+    change and every minute (ratios move and losses age with time alone).
+    """
+
+    entity_description: TelzinoHistorySensorEntityDescription
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the history's minute ticks as well as the coordinator."""
+        await super().async_added_to_hass()
+        self._update_value()
+        self.async_on_remove(
+            self.coordinator.history.async_add_listener(self._handle_history_tick)
+        )
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the agent is watched, whether or not the API answers."""
+        return self.agent_id in self.coordinator.data
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        self._handle_history_tick()
+
+    @callback
+    def _handle_history_tick(self) -> None:
+        """Write the state when the value or the availability changed."""
+        before = (self.available, self._attr_native_value)
+        self._update_value()
+        if (self.available, self._attr_native_value) != before:
+            self.async_write_ha_state()
+
+    def _update_value(self) -> None:
+        history = self.coordinator.history.agents.get(self.agent_id)
+        self._attr_native_value = (
+            None
+            if history is None
+            else self.entity_description.value_fn(history, dt_util.utcnow().timestamp())
+        )
