@@ -40,6 +40,8 @@ FRONT_ENTITIES = (
     "sensor.front_desk_registration_expires",
     "event.front_desk_registration",
 )
+# The stored history describes the past, which a fault does not change.
+FRONT_HISTORY = ("sensor.front_desk_lost_since", "sensor.front_desk_uptime_24_h")
 
 
 @pytest.mark.parametrize("name", FAULTS)
@@ -67,6 +69,8 @@ async def test_fault(
         await fault.poll(hass, freezer)
         front = {hass.states.get(entity_id).state for entity_id in FRONT_ENTITIES}
         sales = hass.states.get(SALES).state
+        for entity_id in FRONT_HISTORY:
+            assert hass.states.get(entity_id).state != STATE_UNAVAILABLE
         if fault.effect == HARMLESS:
             assert STATE_UNAVAILABLE not in front
             assert sales == STATE_ON

@@ -71,7 +71,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> b
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> bool:
-    """Unload a config entry."""
+    """Unload a config entry; its history is saved first, as it stands now."""
+    await entry.runtime_data.history.async_unload()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
@@ -89,6 +90,8 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user delete the device of an agent that is no longer watched.
 
+    Its history is gone already: the first poll without the agent dropped it.
+
     Decided from the options, which exist whether or not the entry is loaded;
     with all agents watched only a loaded entry knows the account's agents, and
     a device deleted while it is not loaded comes back if its agent still exists.
@@ -101,12 +104,7 @@ async def async_remove_config_entry_device(
         )
     else:
         watched = set(entry.options.get(CONF_AGENTS, []))
-    agent_ids = {
-        agent_id for domain, agent_id in device.identifiers if domain == DOMAIN
-    }
-    if agent_ids & watched:
-        return False
-    if entry.state is ConfigEntryState.LOADED:
-        for agent_id in agent_ids:
-            entry.runtime_data.history.forget(agent_id)
-    return True
+    return not any(
+        domain == DOMAIN and agent_id in watched
+        for domain, agent_id in device.identifiers
+    )

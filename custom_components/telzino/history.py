@@ -17,7 +17,8 @@ import math
 from operator import attrgetter
 from typing import Any, Final, override
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
@@ -311,8 +312,28 @@ class TelzinoHistory:
 
     @callback
     def async_start(self) -> CALLBACK_TYPE:
-        """Recompute time-based values every minute; return the stop callback."""
-        return async_track_time_interval(self.hass, self._async_tick, TICK)
+        """Tick every minute and save at stop; return the callback that ends both."""
+        stop_ticks = async_track_time_interval(self.hass, self._async_tick, TICK)
+
+        @callback
+        def save_at_stop(_event: Event) -> None:
+            # A pending save is written at Home Assistant's final write.
+            self._schedule_save()
+
+        stop_listening = self.hass.bus.async_listen(
+            EVENT_HOMEASSISTANT_STOP, save_at_stop
+        )
+
+        @callback
+        def stop() -> None:
+            stop_ticks()
+            stop_listening()
+
+        return stop
+
+    async def async_unload(self) -> None:
+        """Save now: the entry is unloaded (reloaded, or its options changed)."""
+        await self._store.async_save(self._data_to_save())
 
     def get(self, agent_id: str) -> AgentHistory:
         """Return an agent's history, a new one if it has none yet."""
@@ -323,9 +344,10 @@ class TelzinoHistory:
     def record(self, readings: Mapping[str, Reading]) -> None:
         """Record one reading per agent; agents not in `readings` are forgotten."""
         now = _now()
+        changed = False
         for agent_id in self.agents.keys() - readings.keys():
             del self.agents[agent_id]
-        changed = False
+            changed = True
         for agent_id, reading in readings.items():
             changed |= self.get(agent_id).observe(reading, now)
         if changed:
@@ -334,11 +356,6 @@ class TelzinoHistory:
     def record_unobserved(self) -> None:
         """Nothing can be read now: every agent is unobserved from now on."""
         self.record(dict.fromkeys(self.agents, Reading.UNOBSERVED))
-
-    def forget(self, agent_id: str) -> None:
-        """Delete an agent's history (the agent is no longer watched)."""
-        if self.agents.pop(agent_id, None) is not None:
-            self._schedule_save()
 
     async def async_remove(self) -> None:
         """Delete the stored file (the entry was removed)."""
