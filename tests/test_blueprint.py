@@ -7,6 +7,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_mock_service
 
@@ -65,9 +66,10 @@ async def test_notifies_when_lost_long_enough_and_when_back(
     freezer: FrozenDateTimeFactory,
     notifications: list[ServiceCall],
 ) -> None:
-    """Notifies when lost long enough and when back."""
+    """Notifies when lost long enough (since when) and when back (after how long)."""
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
+    lost_at = dt_util.as_local(dt_util.utcnow()).strftime("%H:%M")
     await poll(hass, freezer, 120)
     assert notifications == []  # lost for 2 of the 3 minutes
 
@@ -79,11 +81,14 @@ async def test_notifies_when_lost_long_enough_and_when_back(
         .data["message"]
         .startswith("Front desk receives no calls: Wrong SIP credentials")
     )
+    assert notifications[0].data["message"].endswith(f"(since {lost_at}).")
 
     fake.set_state(FRONT_DESK, "REGISTERED_STATE")
     await poll(hass, freezer)
     assert len(notifications) == 2
     assert notifications[1].data["title"] == "Telzino: Front desk is registered again"
+    # Lost at the first poll, back 120 + 61 + 60 s later.
+    assert notifications[1].data["message"].endswith("after 4 min without.")
 
 
 async def test_short_outage_is_not_notified(

@@ -31,6 +31,7 @@ LOST_SINCE = "sensor.front_desk_lost_since"
 LAST_OUTAGE = "sensor.front_desk_last_outage"
 UPTIME_24H = "sensor.front_desk_uptime_24_h"
 LOSSES_24H = "sensor.front_desk_losses_24_h"
+EVENT = "event.front_desk_registration"
 POLL = 60.0
 START = 1_795_000_000.0
 
@@ -183,12 +184,21 @@ async def test_an_outage_shows_since_when_and_how_long(
     assert dt_util.parse_datetime(hass.states.get(LOST_SINCE).state) == lost_at.replace(
         microsecond=0
     )
+    lost = hass.states.get(EVENT).attributes
+    assert (lost["event_type"], lost["lost_since"]) == ("lost", lost_at.isoformat())
     await poll(hass, freezer, 1800)
     fake.set_state(FRONT_DESK, "REGISTERED_STATE")
     await poll(hass, freezer)
 
     assert hass.states.get(LOST_SINCE).state == STATE_UNKNOWN
     assert hass.states.get(LAST_OUTAGE).state == str(1800 + 60)
+    # The `registered` event says so too, for the blueprint's "back" message.
+    back = hass.states.get(EVENT).attributes
+    assert (back["event_type"], back["last_outage"], back["lost_since"]) == (
+        "registered",
+        1860,
+        None,
+    )
     # Up 1 h, down 31 min, up for the minute since.
     assert float(hass.states.get(UPTIME_24H).state) == pytest.approx(
         100 * 3660 / (3660 + 1860), abs=0.01

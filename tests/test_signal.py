@@ -209,6 +209,7 @@ async def test_the_last_reading_is_stored_for_the_next_start(
     """What the restart check compares with: the last reading and the last event."""
     fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
     await poll(hass, freezer, timedelta(minutes=1).total_seconds())
+    lost_since = dt_util.utcnow().isoformat()
     entity = hass.data["entity_components"]["event"].get_entity(EVENT)
     stored = entity.extra_restore_state_data.as_dict()
     assert stored == {
@@ -217,6 +218,9 @@ async def test_the_last_reading_is_stored_for_the_next_start(
             "previous_state": "registered",
             "state": "register_timeout",
             "message": "Registration timed out: no reply received",
+            # The Lost since and Last outage sensors' values, for automations.
+            "lost_since": lost_since,
+            "last_outage": None,
         },
         "can_receive_calls": False,
         "registration_state": "register_timeout",

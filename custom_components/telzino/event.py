@@ -10,6 +10,7 @@ from homeassistant.components.event import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
 from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
@@ -134,11 +135,20 @@ class TelzinoRegistrationEvent(TelzinoEntity, EventEntity):
         if previous[0] == agent.can_receive_calls and agent.can_receive_calls:
             # A refresh between registered states changes nothing for calls.
             return
+        # The history is recorded before entities hear of a change: these are
+        # the values of the Lost since and Last outage sensors, for automations.
+        history = self.coordinator.history.get(self.agent_id)
         self._trigger_event(
             _event_type(previous, status, agent),
             {
                 "previous_state": previous[1].value,
                 "state": status.state.value,
                 "message": status.error_message,
+                "lost_since": None
+                if history.lost_since is None
+                else dt_util.utc_from_timestamp(history.lost_since).isoformat(),
+                "last_outage": None
+                if history.last_outage is None
+                else round(history.last_outage),
             },
         )
