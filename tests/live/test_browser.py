@@ -6,6 +6,7 @@ saved as a screenshot: to a temporary folder, or to the folder named by
 TELZINO_SCREENSHOTS (`scripts/screenshots` refreshes docs/images that way).
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 import os
 from pathlib import Path
@@ -58,36 +59,100 @@ BRAND_IMAGES = """() => {
   walk(document.body);
   return sizes;
 }"""
+# The README's dashboard example.
 DASHBOARD = {
     "views": [
         {
             "title": "Phones",
             "cards": [
                 {
-                    "type": "entities",
-                    "title": "Telzino agents",
-                    "entities": [
-                        "binary_sensor.front_desk_registered",
-                        "sensor.front_desk_registration_state",
-                        "binary_sensor.sales_line_registered",
-                        "sensor.sales_line_registration_expires",
-                        "binary_sensor.after_hours_support_registered",
-                        "sensor.after_hours_support_registration_state",
-                    ],
-                },
-                {
                     "type": "glance",
                     "title": "Registered",
                     "entities": [
-                        "binary_sensor.front_desk_registered",
-                        "binary_sensor.sales_line_registered",
-                        "binary_sensor.after_hours_support_registered",
+                        {
+                            "entity": "binary_sensor.front_desk_registered",
+                            "name": "Front desk",
+                        },
+                        {
+                            "entity": "binary_sensor.sales_line_registered",
+                            "name": "Sales line",
+                        },
+                        {
+                            "entity": "binary_sensor.after_hours_support_registered",
+                            "name": "After-hours",
+                        },
+                    ],
+                },
+                {
+                    "type": "entities",
+                    "title": "Telzino agents",
+                    "entities": [
+                        {
+                            "entity": "sensor.front_desk_registration_state",
+                            "name": "Front desk",
+                        },
+                        {
+                            "entity": "sensor.sales_line_registration_state",
+                            "name": "Sales line",
+                        },
+                        {
+                            "entity": "sensor.sales_line_last_outage",
+                            "name": "Sales line, last outage",
+                        },
+                        {
+                            "entity": "sensor.after_hours_support_registration_state",
+                            "name": "After-hours",
+                        },
+                        {
+                            "entity": "sensor.after_hours_support_lost_since",
+                            "name": "After-hours, lost since",
+                        },
+                    ],
+                },
+                {
+                    "type": "tile",
+                    "entity": "sensor.sales_line_uptime_24_h",
+                    "name": "Sales line uptime (24 h)",
+                },
+                {
+                    "type": "history-graph",
+                    "title": "Uptime (24 h)",
+                    "hours_to_show": 24,
+                    "entities": [
+                        {
+                            "entity": "sensor.front_desk_uptime_24_h",
+                            "name": "Front desk",
+                        },
+                        {
+                            "entity": "sensor.sales_line_uptime_24_h",
+                            "name": "Sales line",
+                        },
                     ],
                 },
             ],
         }
     ]
 }
+# How long the browser test's Sales line stays lost, in real seconds: longer
+# than the 10 s in which Home Assistant merges requested refreshes.
+OUTAGE = 12
+
+
+async def refresh_until(hass: LiveHomeAssistant, entity_id: str, state: str) -> None:
+    """Ask Home Assistant to poll now until `entity_id` shows `state`."""
+    for _ in range(40):
+        await hass.websocket_command(
+            {
+                "type": "call_service",
+                "domain": "homeassistant",
+                "service": "update_entity",
+                "service_data": {"entity_id": entity_id},
+            }
+        )
+        if (await hass.states()).get(entity_id, {}).get("state") == state:
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(f"{entity_id} never became {state}")
 
 
 @pytest.fixture
@@ -139,7 +204,7 @@ async def test_add_integration_in_the_frontend(
     """Add integration in the frontend."""
     fake.clock = time.time  # real times for the screenshots
     fake.add_agent("Front desk")
-    fake.add_agent("Sales line")
+    sales_line = fake.add_agent("Sales line")
     fake.add_agent("After-hours support", state="WRONG_CREDENTIALS_STATE")
     async with run_home_assistant(tmp_path / "config", free_port()) as hass:
         await hass.onboard()
@@ -191,17 +256,31 @@ async def test_add_integration_in_the_frontend(
         assert all(width > 0 for width in brand_images)
         await page.get_by_role("button", name="Skip and finish").click()
 
+        # Some history to show: Sales line up for a while, lost, then back.
+        await asyncio.sleep(2 * OUTAGE)
+        fake.set_state(sales_line.id, "REGISTER_TIMEOUT_STATE")
+        await refresh_until(hass, "binary_sensor.sales_line_registered", "off")
+        await asyncio.sleep(OUTAGE)
+        fake.set_state(sales_line.id, "REGISTERED_STATE")
+        await refresh_until(hass, "binary_sensor.sales_line_registered", "on")
+        states = await hass.states()
+        assert int(states["sensor.sales_line_last_outage"]["state"]) >= OUTAGE
+        assert 0 < float(states["sensor.sales_line_uptime_24_h"]["state"]) < 100
+        assert states["sensor.after_hours_support_lost_since"]["state"] != "unknown"
+
         await page.goto(f"{hass.url}/config/devices/dashboard")
-        await page.get_by_text("Front desk", exact=True).click()
-        await expect(page.get_by_text("Registration state")).to_be_visible()
+        await page.get_by_text("Sales line", exact=True).click()
+        # Its logbook names the state sensor too: the entity row comes first.
+        await expect(page.get_by_text("Registration state").first).to_be_visible()
         text = await check_step(page, screenshots, "device-page")
         for name in (
             "Registered",
             "Registration state",
             "Registration expires",
             "Registration",
-            "Last REGISTER sent",
-            "Registration enabled",
+            "Lost since",
+            "Last outage",
+            "Uptime (24 h)",
         ):
             assert name in text
         assert "Telzino" in text
@@ -227,6 +306,8 @@ async def test_add_integration_in_the_frontend(
         )
         await page.get_by_role("link", name="Phones").click()
         await expect(page.get_by_text("Telzino agents")).to_be_visible()
+        await expect(page.get_by_text("Sales line uptime (24 h)")).to_be_visible()
         text = await check_step(page, screenshots, "dashboard")
         assert "Wrong SIP credentials" in text
         assert "Disconnected" in text
+        assert "After-hours, lost since" in text
