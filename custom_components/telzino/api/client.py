@@ -14,7 +14,7 @@ import math
 import re
 import time
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 from urllib.parse import urlsplit
 import uuid
 
@@ -56,6 +56,7 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_AGENTS_PAGE_BYTES: Final = 16 * 1024 * 1024
 # Guards pagination against a server that never says it is done.
 MAX_AGENT_PAGES: Final = 1000
+_ACCEPT_JSON: Final = {"Accept": "application/json"}
 _CANONICAL_UUID: Final = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
@@ -150,6 +151,7 @@ class TelzinoClient:
         )
         self._token_renew_at = math.inf
         self._token_lock = asyncio.Lock()
+        self._headers_of: tuple[str | None, dict[str, str]] = (None, {})
         # Each agent's last status answer and what it parsed to.
         self._last_statuses: dict[str, tuple[bytes, RegistrationStatus]] = {}
 
@@ -266,24 +268,38 @@ class TelzinoClient:
 
     async def _get(self, path: str, *, max_body: int) -> bytes:
         """GET an API path with a bearer token; renew the token once on a 401."""
-        token = await self._get_token()
+        # Every status request passes here: a usable token needs no coroutine.
+        token = (
+            cast("str", self._token)
+            if self._token_usable(None)
+            else await self._get_token()
+        )
         try:
             return await self._send(
-                "GET", path, max_body=max_body, headers=_bearer(token)
+                "GET", path, max_body=max_body, headers=self._headers(token)
             )
         except TelzinoAuthenticationError:
             if isinstance(self._credentials, AccessToken):
                 raise
         # The token was revoked or expired early: renew once and retry once.
         token = await self._get_token(stale=token)
-        return await self._send("GET", path, max_body=max_body, headers=_bearer(token))
+        return await self._send(
+            "GET", path, max_body=max_body, headers=self._headers(token)
+        )
+
+    def _headers(self, token: str) -> dict[str, str]:
+        """Return the request headers for a token, built once per token."""
+        if self._headers_of[0] != token:
+            self._headers_of = (
+                token,
+                {"Accept": "application/json", "Authorization": f"Bearer {token}"},
+            )
+        return self._headers_of[1]
 
     async def _get_token(self, stale: str | None = None) -> str:
         """Return a valid token; concurrent callers share one token request."""
         if isinstance(self._credentials, AccessToken):
             return self._credentials.token
-        if self._token_usable(stale):
-            return self._token  # type: ignore[return-value]
         async with self._token_lock:
             # Another caller may have renewed it while this one waited.
             if self._token_usable(stale):
@@ -348,7 +364,7 @@ class TelzinoClient:
             async with self._session.request(
                 method,
                 f"{self._api_url}{path}",
-                headers={"Accept": "application/json", **(headers or {})},
+                headers=headers or _ACCEPT_JSON,
                 json=json_body,
                 timeout=self._timeout,
                 # A redirect could carry the bearer token to another host.
@@ -420,10 +436,6 @@ def _has_next_page(pagination: Any, page: int, items: list[Any]) -> bool:
         if isinstance(total_pages, int) and not isinstance(total_pages, bool):
             return page < total_pages
     return len(items) >= AGENTS_PAGE_LIMIT
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _is_loopback(host: str) -> bool:
