@@ -211,6 +211,28 @@ async def test_an_outage_shows_since_when_and_how_long(
     assert hass.states.get(LAST_OUTAGE).state == "1860"
 
 
+async def test_disabling_a_registration_is_not_a_loss(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Unregistering, then disabled: no loss, and the disabled time is unobserved."""
+    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
+    await poll(hass, freezer, 3600)
+    fake.set_state(FRONT_DESK, "UNREGISTERING_STATE", state_code=8)
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE", enabled=False)
+    await poll(hass, freezer)
+    await poll(hass, freezer, 3600)
+
+    assert hass.states.get(LOST_SINCE).state == STATE_UNKNOWN
+    assert hass.states.get(LOSSES_24H).state == "0"
+    assert hass.states.get(UPTIME_24H).state == "100.0"
+    history = entry.runtime_data.history.agents[FRONT_DESK]
+    assert history.observed(DAY, dt_util.utcnow().timestamp()) == pytest.approx(3660)
+
+
 async def test_an_api_outage_is_unobserved(
     hass: HomeAssistant,
     fake: FakeTelzino,

@@ -100,7 +100,11 @@ class AgentData:
         """What this poll adds to the agent's history."""
         if self.status is None:
             return Reading.UNOBSERVED
-        if self.status.enabled is False:
+        if (
+            self.status.enabled is False
+            or self.status.state is RegistrationState.UNREGISTERING
+        ):
+            # Being disabled in Telzino (unREGISTER first): a choice, not a loss.
             return Reading.DISABLED
         return Reading.UP if self.can_receive_calls else Reading.DOWN
 
