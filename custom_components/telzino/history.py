@@ -19,6 +19,7 @@ from typing import Any, Final, override
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
@@ -301,7 +302,14 @@ class TelzinoHistory:
                 str(agent_id): AgentHistory.from_stored(history, now)
                 for agent_id, history in agents.items()
             }
-        except Exception as err:  # noqa: BLE001  # any bad content: start afresh
+        except (
+            HomeAssistantError,
+            AttributeError,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as err:
+            # Unusable content, a failed migration, or a file of a newer version.
             LOGGER.warning(
                 "The stored registration history could not be read (%s: %s); "
                 "starting a new one",
