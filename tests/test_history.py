@@ -305,6 +305,22 @@ async def test_home_assistant_stop_writes_the_history(
     assert sum(span[2] for span in spans) == pytest.approx(600, abs=0.2)
 
 
+async def test_a_steady_agent_is_written_every_15_minutes(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Nothing changes, yet the observed time reaches the file: a crash loses little."""
+    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
+    for _ in range(20):  # 20 minutes of polls that change nothing
+        await poll(hass, freezer)
+    spans = stored_agents(hass_storage, entry)[FRONT_DESK]["spans"]
+    up = sum(span[2] for span in spans)
+    assert 14 * 60 <= up <= 20 * 60
+
+
 async def test_a_corrupt_history_starts_afresh_with_one_warning(
     hass: HomeAssistant,
     fake: FakeTelzino,
