@@ -13,6 +13,7 @@ reply is still pending, instead of polling fast all the time.
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Final, cast
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -78,7 +79,9 @@ class RefreshWatch:
         self, agent_id: str, status: RegistrationStatus | None, now: datetime
     ) -> None:
         """Learn from a reading of any source and plan the agent's next look."""
-        watch = self._agents.setdefault(agent_id, _AgentWatch())
+        # Every poll observes every agent: no new object for a known one.
+        if (watch := self._agents.get(agent_id)) is None:
+            watch = self._agents[agent_id] = _AgentWatch()
         if status is None:
             self._cancel(watch)
             return
@@ -175,9 +178,7 @@ class RefreshWatch:
     def _horizon(status: RegistrationStatus) -> timedelta:
         """How far ahead an expiry or a refresh period is plausible."""
         if status.registration_interval:
-            return timedelta(
-                seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR
-            )
+            return _horizon_of(status.registration_interval)
         return DEFAULT_HORIZON
 
     def _plan(self, agent_id: str, watch: _AgentWatch, when: datetime | None) -> None:
@@ -214,3 +215,9 @@ class RefreshWatch:
             watch.cancel()
             watch.cancel = None
         watch.planned = None
+
+
+@lru_cache(maxsize=64)
+def _horizon_of(registration_interval: int) -> timedelta:
+    # Agents share a handful of registration intervals.
+    return timedelta(seconds=registration_interval * EXPIRY_HORIZON_FACTOR)
