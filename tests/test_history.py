@@ -157,6 +157,20 @@ async def set_up(
     return await setup_entry(hass, make_entry(fake_url, agents))
 
 
+@pytest.fixture
+async def entry(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> MockConfigEntry:
+    """Set up the integration watching Front desk (Sales line exists, unwatched).
+
+    After `freezer`, so that setup happens at the tests' frozen time.
+    """
+    return await set_up(hass, fake, fake_url, [FRONT_DESK])
+
+
 def stored_agents(
     hass_storage: dict[str, Any], entry: MockConfigEntry
 ) -> dict[str, Any]:
@@ -168,11 +182,10 @@ def stored_agents(
 async def test_an_outage_shows_since_when_and_how_long(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Lost since while lost; then the outage's length; uptime and losses over 24 h."""
-    await set_up(hass, fake, fake_url, [FRONT_DESK])
     assert hass.states.get(LOST_SINCE).state == STATE_UNKNOWN
     assert hass.states.get(UPTIME_24H).state == STATE_UNKNOWN  # nothing observed yet
     await poll(hass, freezer, 3600)
@@ -214,11 +227,10 @@ async def test_an_outage_shows_since_when_and_how_long(
 async def test_disabling_a_registration_is_not_a_loss(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Unregistering, then disabled: no loss, and the disabled time is unobserved."""
-    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
     await poll(hass, freezer, 3600)
     fake.set_state(FRONT_DESK, "UNREGISTERING_STATE", state_code=8)
     await poll(hass, freezer)
@@ -236,11 +248,10 @@ async def test_disabling_a_registration_is_not_a_loss(
 async def test_an_api_outage_is_unobserved(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """While the API cannot be read nothing is counted; the history stays available."""
-    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
     await poll(hass, freezer, 3600)
     fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
     await poll(hass, freezer, 600)  # up 10 min more, then lost
@@ -258,12 +269,11 @@ async def test_an_api_outage_is_unobserved(
 async def test_a_restart_during_an_outage_keeps_lost_since(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     hass_storage: dict[str, Any],
 ) -> None:
     """Lost since survives a stop; the stopped time counts as unobserved."""
-    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
     await poll(hass, freezer, 3600)
     fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
     await poll(hass, freezer)
@@ -290,12 +300,11 @@ async def test_a_restart_during_an_outage_keeps_lost_since(
 async def test_home_assistant_stop_writes_the_history(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     hass_storage: dict[str, Any],
 ) -> None:
     """Nothing changed for a while, yet the stop writes the observed time until then."""
-    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
     await poll(hass, freezer, 600)
     hass.bus.async_fire("homeassistant_stop")
     hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
@@ -308,12 +317,11 @@ async def test_home_assistant_stop_writes_the_history(
 async def test_a_steady_agent_is_written_every_15_minutes(
     hass: HomeAssistant,
     fake: FakeTelzino,
-    fake_url: str,
+    entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     hass_storage: dict[str, Any],
 ) -> None:
     """Nothing changes, yet the observed time reaches the file: a crash loses little."""
-    entry = await set_up(hass, fake, fake_url, [FRONT_DESK])
     for _ in range(20):  # 20 minutes of polls that change nothing
         await poll(hass, freezer)
     spans = stored_agents(hass_storage, entry)[FRONT_DESK]["spans"]

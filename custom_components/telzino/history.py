@@ -108,17 +108,19 @@ class AgentHistory:
 
         None when nothing was observed in the window: unknown, not 100 %.
         """
-        up_now, down_now = self._totals_at(now)
-        up_then, down_then = self._totals_at(now - window)
-        up, down = up_now - up_then, down_now - down_then
+        up, down = self._window(window, now)
         observed = up + down
         return up / observed if observed > 0 else None
 
     def observed(self, window: float, now: float) -> float:
         """Observed seconds in the last `window` s."""
+        return sum(self._window(window, now))
+
+    def _window(self, window: float, now: float) -> tuple[float, float]:
+        """Up and down seconds in the last `window` s."""
         up_now, down_now = self._totals_at(now)
         up_then, down_then = self._totals_at(now - window)
-        return up_now - up_then + down_now - down_then
+        return up_now - up_then, down_now - down_then
 
     def losses(self, window: float, now: float) -> int:
         """Losses that began in the last `window` s (at most a day)."""

@@ -89,6 +89,20 @@ def _uptime(window: float) -> Callable[[AgentHistory, float], float | None]:
     return value
 
 
+def _uptime_description(
+    name: str, window: float, *, enabled: bool
+) -> TelzinoHistorySensorEntityDescription:
+    return TelzinoHistorySensorEntityDescription(
+        key=f"uptime_{name}",
+        translation_key=f"uptime_{name}",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        entity_registry_enabled_default=enabled,
+        value_fn=_uptime(window),
+    )
+
+
 def _timestamp(when: float | None) -> datetime | None:
     return None if when is None else datetime.fromtimestamp(when, UTC)
 
@@ -110,32 +124,9 @@ HISTORY_SENSORS: tuple[TelzinoHistorySensorEntityDescription, ...] = (
             None if history.last_outage is None else round(history.last_outage)
         ),
     ),
-    TelzinoHistorySensorEntityDescription(
-        key="uptime_24h",
-        translation_key="uptime_24h",
-        native_unit_of_measurement=PERCENTAGE,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        value_fn=_uptime(DAY),
-    ),
-    TelzinoHistorySensorEntityDescription(
-        key="uptime_7d",
-        translation_key="uptime_7d",
-        native_unit_of_measurement=PERCENTAGE,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        entity_registry_enabled_default=False,
-        value_fn=_uptime(7 * DAY),
-    ),
-    TelzinoHistorySensorEntityDescription(
-        key="uptime_30d",
-        translation_key="uptime_30d",
-        native_unit_of_measurement=PERCENTAGE,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        entity_registry_enabled_default=False,
-        value_fn=_uptime(30 * DAY),
-    ),
+    _uptime_description("24h", DAY, enabled=True),
+    _uptime_description("7d", 7 * DAY, enabled=False),
+    _uptime_description("30d", 30 * DAY, enabled=False),
     TelzinoHistorySensorEntityDescription(
         key="losses_24h",
         translation_key="losses_24h",
