@@ -472,6 +472,28 @@ async def test_token_response_without_token_is_invalid(
         await credentials_client.authenticate()
 
 
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"latency": 3}, "POST /oauth/token: timed out"),  # request timeout: 2 s
+        ({"drop": "close"}, "POST /oauth/token: connection failed"),
+        ({"status": 503}, "POST /oauth/token: HTTP 503"),
+    ],
+)
+async def test_unreachable_token_endpoint_is_a_connection_error(
+    fake: FakeTelzino,
+    credentials_client: TelzinoClient,
+    fault: dict[str, Any],
+    message: str,
+) -> None:
+    """A token endpoint that does not answer is an outage, not bad credentials."""
+    fake.inject(TOKEN, **fault)
+    with pytest.raises(TelzinoConnectionError, match=message) as caught:
+        await credentials_client.get_agents()
+    assert CLIENT_SECRET not in str(caught.value)
+    assert fake.stats.requests == {TOKEN: 1}
+
+
 async def test_token_without_lifetime_is_renewed_hourly(
     fake: FakeTelzino, credentials_client: TelzinoClient, clock: FakeClock
 ) -> None:

@@ -113,20 +113,12 @@ async def test_looks_are_few_and_at_least_five_seconds_apart(
 ) -> None:
     """Over two refreshes: a few extra requests, never two within 5 s."""
     entry, _ = await setup_simulated(hass, fake, fake_url, freezer)
-    sent: list[float] = []
-    original = entry.runtime_data.client.get_registration_status
-
-    async def counted(agent_id: str):  # type: ignore[no-untyped-def]
-        sent.append(time.time())
-        return await original(agent_id)
-
-    entry.runtime_data.client.get_registration_status = counted  # type: ignore[method-assign]
     fake.reset_stats()
     seconds = 2 * 3600 + 200
     await run_for(hass, freezer, seconds)
     looks = entry.runtime_data.watch.polls
     assert 0 < looks <= 6
-    assert len(sent) == fake.stats.requests[STATUS]
+    sent = fake.stats.status_times
     # The interval polls keep their schedule (a minute, give or take the
     # test clock's second): the looks come on top.
     assert seconds // 60 - 2 <= len(sent) - looks <= seconds // 60 + 3

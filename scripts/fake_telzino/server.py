@@ -90,6 +90,8 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)
     # Answers by (endpoint, HTTP status), e.g. ("status", 401).
     responses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # When each status request arrived (the fake's clock), in order.
+    status_times: list[float] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -258,6 +260,8 @@ class FakeTelzino:
     ) -> web.StreamResponse | None:
         """Count the request, wait the latency, answer with a fault if one is set."""
         self.stats.requests[endpoint] += 1
+        if endpoint == STATUS:
+            self.stats.status_times.append(self.clock())
         request["endpoint"] = endpoint
         key = (endpoint, agent_id)
         fault = self.faults.get(key) or self.faults.get((endpoint, None))

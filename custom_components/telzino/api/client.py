@@ -152,8 +152,7 @@ class TelzinoClient:
         self._token_renew_at = math.inf
         self._token_lock = asyncio.Lock()
         self._headers_of: tuple[str | None, dict[str, str]] = (None, {})
-        # Each agent's last status answer and what it parsed to.
-        self._last_statuses: dict[str, tuple[bytes, RegistrationStatus]] = {}
+        self._status_endpoints: dict[str, _StatusEndpoint] = {}
 
     async def close(self) -> None:
         """Close the session the client opened itself."""
@@ -216,20 +215,8 @@ class TelzinoClient:
 
     async def get_registration_status(self, agent_id: str) -> RegistrationStatus:
         """Return one agent's SIP registration status."""
-        agent_id = validate_agent_id(agent_id)
-        path = f"/v1/agents/{agent_id}/sip/registration/status"
-        raw = await self._get(path, max_body=MAX_BODY_BYTES)
-        last = self._last_statuses.get(agent_id)
-        if last is not None and last[0] == raw:
-            # Most polls change nothing: the same answer parses to the same
-            # (immutable) status, so it is not parsed again.
-            return last[1]
-        body = _json_object(raw, f"GET {path}")
-        if body.get("success") is False:
-            raise TelzinoInvalidResponseError("API reported the status as failed")
-        status = RegistrationStatus.from_api(body.get("data"))
-        self._last_statuses[agent_id] = (raw, status)
-        return status
+        endpoint = self._status_endpoint(agent_id)
+        return endpoint.read(await self._get(endpoint.url))
 
     async def get_registration_statuses(
         self, agent_ids: Iterable[str]
@@ -249,7 +236,10 @@ class TelzinoClient:
                 if stop:
                     return stop[0]
                 try:
-                    return await self.get_registration_status(agent_id)
+                    # What get_registration_status does, one coroutine less
+                    # for each of the batch's requests.
+                    endpoint = self._status_endpoint(agent_id)
+                    return endpoint.read(await self._get(endpoint.url))
                 except (TelzinoRateLimitedError, TelzinoAuthenticationError) as err:
                     stop.append(err)
                     return err
@@ -259,33 +249,63 @@ class TelzinoClient:
         results = await asyncio.gather(*(fetch(agent_id) for agent_id in ids))
         return dict(zip(ids, results, strict=True))
 
+    def _status_endpoint(self, agent_id: str) -> _StatusEndpoint:
+        """Return an agent's status endpoint; raise for an ID that is not a UUID."""
+        if (endpoint := self._status_endpoints.get(agent_id)) is None:
+            path = f"/v1/agents/{validate_agent_id(agent_id)}/sip/registration/status"
+            endpoint = _StatusEndpoint(f"{self._api_url}{path}", f"GET {path}")
+            self._status_endpoints[agent_id] = endpoint
+        return endpoint
+
     async def _request_json(
         self, path: str, *, max_body: int = MAX_BODY_BYTES
     ) -> dict[str, Any]:
         """GET an API path and return its JSON object."""
-        what = f"GET {path.partition('?')[0]}"
-        return _json_object(await self._get(path, max_body=max_body), what)
+        raw = await self._get(f"{self._api_url}{path}", max_body=max_body)
+        return _json_object(raw, f"GET {path.partition('?')[0]}")
 
-    async def _get(self, path: str, *, max_body: int) -> bytes:
-        """GET an API path with a bearer token; renew the token once on a 401."""
-        # Every status request passes here: a usable token needs no coroutine.
-        token = (
-            cast("str", self._token)
-            if self._token_usable(None)
-            else await self._get_token()
-        )
-        try:
-            return await self._send(
-                "GET", path, max_body=max_body, headers=self._headers(token)
+    async def _get(self, url: str, *, max_body: int = MAX_BODY_BYTES) -> bytes:
+        """GET an API URL with a bearer token and return the body.
+
+        A token from client credentials that the API rejects (revoked, or
+        expired early) is renewed, and the request sent once more. Every status
+        request runs in this one coroutine: a usable token is taken without an
+        await, and a body of announced length is read here.
+        """
+        stale: str | None = None
+        while True:
+            token = (
+                cast("str", self._token)
+                if self._token_usable(stale)
+                else await self._get_token(stale)
             )
-        except TelzinoAuthenticationError:
-            if isinstance(self._credentials, AccessToken):
-                raise
-        # The token was revoked or expired early: renew once and retry once.
-        token = await self._get_token(stale=token)
-        return await self._send(
-            "GET", path, max_body=max_body, headers=self._headers(token)
-        )
+            try:
+                async with self._http().get(
+                    url,
+                    headers=self._headers(token),
+                    timeout=self._timeout,
+                    # A redirect could carry the bearer token to another host.
+                    allow_redirects=False,
+                ) as response:
+                    if (
+                        response.status == 401
+                        and stale is None
+                        and not isinstance(self._credentials, AccessToken)
+                    ):
+                        stale = token
+                        continue
+                    if (
+                        200 <= response.status < 300
+                        and (length := response.content_length) is not None
+                        and length <= max_body
+                    ):
+                        # aiohttp reads no further than the announced length.
+                        return await response.read()
+                    return await _read_checked(
+                        response, max_body, self._what("GET", url)
+                    )
+            except (TimeoutError, aiohttp.ClientError) as err:
+                raise _connection_error(err, self._what("GET", url)) from err
 
     def _headers(self, token: str) -> dict[str, str]:
         """Return the request headers for a token, built once per token."""
@@ -320,24 +340,29 @@ class TelzinoClient:
         )
 
     async def _fetch_token(self, credentials: ClientCredentials) -> tuple[str, float]:
+        what = "POST /oauth/token"
         try:
-            raw = await self._send(
-                "POST",
-                "/oauth/token",
-                max_body=MAX_BODY_BYTES,
-                json_body={
+            async with self._http().post(
+                f"{self._api_url}/oauth/token",
+                headers=_ACCEPT_JSON,
+                json={
                     "client_id": credentials.client_id,
                     "client_secret": credentials.client_secret,
                     "audience": TOKEN_AUDIENCE,
                     "grant_type": "client_credentials",
                 },
-            )
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                raw = await _read_checked(response, MAX_BODY_BYTES, what)
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise _connection_error(err, what) from err
         except (TelzinoForbiddenError, TelzinoRequestError) as err:
             # The token endpoint answers bad credentials with 400, 401 or 403.
             raise TelzinoAuthenticationError(
                 "Client credentials were rejected"
             ) from err
-        body = _json_object(raw, "POST /oauth/token")
+        body = _json_object(raw, what)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise TelzinoInvalidResponseError("Token response has no access_token")
@@ -346,39 +371,49 @@ class TelzinoClient:
             lifetime = 3600.0
         return token, float(lifetime)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        max_body: int,
-        headers: dict[str, str] | None = None,
-        json_body: dict[str, str] | None = None,
-    ) -> bytes:
-        """Send one request and return its body; map every failure."""
-        what = f"{method} {path.partition('?')[0]}"
+    def _what(self, method: str, url: str) -> str:
+        """Name a request in messages: method and API path, never a query."""
+        return f"{method} {url.removeprefix(self._api_url).partition('?')[0]}"
+
+    def _http(self) -> aiohttp.ClientSession:
+        """Return the session, opening the client's own on first use."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
             self._close_session = True
-        try:
-            async with self._session.request(
-                method,
-                f"{self._api_url}{path}",
-                headers=headers or _ACCEPT_JSON,
-                json=json_body,
-                timeout=self._timeout,
-                # A redirect could carry the bearer token to another host.
-                allow_redirects=False,
-            ) as response:
-                _raise_for_status(response, what)
-                raw = await _read_limited(response, max_body, what)
-        except TimeoutError as err:
-            raise TelzinoConnectionError(f"{what}: timed out") from err
-        except aiohttp.ClientError as err:
-            raise TelzinoConnectionError(
-                f"{what}: connection failed ({type(err).__name__})"
-            ) from err
-        return raw
+        return self._session
+
+
+class _StatusEndpoint:
+    """One agent's status URL, and its last answer with what it parsed to."""
+
+    __slots__ = ("_last_body", "_last_status", "url", "what")
+
+    def __init__(self, url: str, what: str) -> None:
+        self.url = url
+        self.what = what
+        self._last_body: bytes | None = None
+        self._last_status: RegistrationStatus | None = None
+
+    def read(self, raw: bytes) -> RegistrationStatus:
+        """Return the status a body of this endpoint holds."""
+        if raw == self._last_body:
+            # Most polls change nothing: the same answer parses to the same
+            # (immutable) status, so it is not parsed again.
+            return cast("RegistrationStatus", self._last_status)
+        body = _json_object(raw, self.what)
+        if body.get("success") is False:
+            raise TelzinoInvalidResponseError("API reported the status as failed")
+        status = RegistrationStatus.from_api(body.get("data"))
+        self._last_body, self._last_status = raw, status
+        return status
+
+
+def _connection_error(
+    err: TimeoutError | aiohttp.ClientError, what: str
+) -> TelzinoConnectionError:
+    if isinstance(err, TimeoutError):
+        return TelzinoConnectionError(f"{what}: timed out")
+    return TelzinoConnectionError(f"{what}: connection failed ({type(err).__name__})")
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
@@ -411,13 +446,14 @@ def _raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
     raise TelzinoRequestError(message)
 
 
-async def _read_limited(
+async def _read_checked(
     response: aiohttp.ClientResponse, max_body: int, what: str
 ) -> bytes:
-    if response.content_length is not None:
-        if response.content_length > max_body:
+    """Raise for an error status; return a body no larger than max_body."""
+    _raise_for_status(response, what)
+    if (length := response.content_length) is not None:
+        if length > max_body:
             raise TelzinoInvalidResponseError(f"{what}: response is too large")
-        # aiohttp reads no further than the announced length.
         return await response.read()
     raw = await response.content.read(max_body + 1)
     while len(raw) <= max_body and (chunk := await response.content.read(max_body)):
