@@ -390,6 +390,9 @@ async def test_agent_names_refresh_hourly(
         (DOMAIN, FRONT_DESK), init_integration.entry_id
     )
     assert device.name == "Reception"
+    # So do the options flow's agent list, repair issues and diagnostics,
+    # though the agent's status answer did not change.
+    assert init_integration.runtime_data.data[FRONT_DESK].name == "Reception"
 
 
 async def test_credentials_that_cannot_list_agents(

@@ -184,10 +184,15 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # Nothing could be read: an API outage, logged once as such.
             self._raise_update_failed(errors[0])
         self._rate_limit_streak = 0
-        data = {
-            agent_id: self._agent_data(agent_id, result, now)
-            for agent_id, result in results.items()
-        }
+        previous = self.data or {}
+        data: dict[str, AgentData] = {}
+        # Repair issues follow changes: most polls change nothing.
+        changed: dict[str, AgentData] = {}
+        for agent_id, result in results.items():
+            before = previous.get(agent_id)
+            agent = data[agent_id] = self._agent_data(agent_id, result, now, before)
+            if agent is not before:
+                changed[agent_id] = agent
         for agent_id in self._bindings.keys() - results.keys():
             del self._bindings[agent_id]
         if self.watch is not None:
@@ -196,15 +201,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             for agent_id, agent in data.items():
                 self.watch.observe(agent_id, agent.status, now)
         self._log_agent_availability(data)
-        previous = self.data or {}
-        # Repair issues follow changes: most polls change nothing.
-        self._update_repair_issues(
-            {
-                agent_id: agent
-                for agent_id, agent in data.items()
-                if previous.get(agent_id) != agent
-            }
-        )
+        self._update_repair_issues(changed)
         return data
 
     async def _async_poll_agent(self, agent_id: str) -> None:
@@ -237,8 +234,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # interval.
             await self.async_request_refresh()
             return
-        agent = self._agent_data(agent_id, status, now)
-        if agent != self.data[agent_id]:
+        agent = self._agent_data(agent_id, status, now, self.data[agent_id])
+        if agent is not self.data[agent_id]:
             self.data = {**self.data, agent_id: agent}
             self._update_repair_issues({agent_id: agent})
             self.async_update_listeners()
@@ -271,17 +268,32 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         agent_id: str,
         result: RegistrationStatus | TelzinoError,
         now: datetime,
+        previous: AgentData | None,
     ) -> AgentData:
+        """Return what a reading says of an agent; `previous` if nothing changed.
+
+        So a changed agent is one whose data is not the previous object.
+        """
         name = self._agent_name(agent_id)
         if isinstance(result, TelzinoError):
-            return AgentData(
+            agent = AgentData(
                 name=name, status=None, error=StatusError.from_exception(result)
             )
-        return AgentData(
-            name=name,
-            status=result,
-            can_receive_calls=self._can_receive_calls(agent_id, result, now),
-        )
+        else:
+            can_receive_calls = self._can_receive_calls(agent_id, result, now)
+            if (
+                previous is not None
+                # The client hands back the same status for an unchanged answer.
+                and previous.status is result
+                and previous.can_receive_calls is can_receive_calls
+                and previous.name == name
+            ):
+                # Most polls: no new object, no field-by-field comparison.
+                return previous
+            agent = AgentData(
+                name=name, status=result, can_receive_calls=can_receive_calls
+            )
+        return previous if agent == previous else agent
 
     def _can_receive_calls(
         self, agent_id: str, status: RegistrationStatus, now: datetime
