@@ -37,6 +37,8 @@ MAX_OFFSET: Final = timedelta(minutes=10)
 # not trusted: the watch falls back to plain interval polling.
 EXPIRY_HORIZON_FACTOR: Final = 2
 DEFAULT_HORIZON: Final = timedelta(days=1)
+# Built once: the comparisons with it run for every agent at every poll.
+_ZERO: Final = timedelta()
 
 PENDING_STATES: Final = frozenset(
     {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
@@ -137,7 +139,7 @@ class RefreshWatch:
         if watch.expires is not None and abs(sent - watch.expires) <= MAX_OFFSET:
             watch.offset = sent - watch.expires
         period = sent - cast("datetime", watch.last_register_sent)
-        if timedelta() < period <= self._horizon(status):
+        if _ZERO < period <= self._horizon(status):
             watch.period = period
 
     def _next_look(
@@ -157,7 +159,7 @@ class RefreshWatch:
             # Ticks are periodic: the next refresh is one period after this one.
             predicted = status.last_register_sent + watch.period
         else:
-            predicted = watch.expires + (watch.offset or timedelta())
+            predicted = watch.expires + (watch.offset or _ZERO)
         if predicted + REPLY_MARGIN > now:
             return predicted + REPLY_MARGIN
         if not refreshed and watch.probes < MAX_PROBES:
@@ -188,7 +190,7 @@ class RefreshWatch:
         if (
             when is not None
             and self.next_interval_poll is not None
-            and timedelta() <= self.next_interval_poll - when < MIN_SPACING
+            and _ZERO <= self.next_interval_poll - when < MIN_SPACING
         ):
             # The interval poll looks a moment later; it plans the next look.
             when = None
