@@ -253,7 +253,8 @@ class TelzinoClient:
         """Return an agent's status endpoint; raise for an ID that is not a UUID."""
         if (endpoint := self._status_endpoints.get(agent_id)) is None:
             path = f"/v1/agents/{validate_agent_id(agent_id)}/sip/registration/status"
-            endpoint = _StatusEndpoint(f"{self._api_url}{path}", f"GET {path}")
+            url = f"{self._api_url}{path}"
+            endpoint = _StatusEndpoint(url, self._what("GET", url))
             self._status_endpoints[agent_id] = endpoint
         return endpoint
 
@@ -261,8 +262,10 @@ class TelzinoClient:
         self, path: str, *, max_body: int = MAX_BODY_BYTES
     ) -> dict[str, Any]:
         """GET an API path and return its JSON object."""
-        raw = await self._get(f"{self._api_url}{path}", max_body=max_body)
-        return _json_object(raw, f"GET {path.partition('?')[0]}")
+        url = f"{self._api_url}{path}"
+        return _json_object(
+            await self._get(url, max_body=max_body), self._what("GET", url)
+        )
 
     async def _get(self, url: str, *, max_body: int = MAX_BODY_BYTES) -> bytes:
         """GET an API URL with a bearer token and return the body.
