@@ -30,6 +30,8 @@ from tests.common import make_entry, poll, setup_entry
 LOST_SINCE = "sensor.front_desk_lost_since"
 LAST_OUTAGE = "sensor.front_desk_last_outage"
 UPTIME_24H = "sensor.front_desk_uptime_24_h"
+UPTIME_7D = "sensor.front_desk_uptime_7_d"
+UPTIME_30D = "sensor.front_desk_uptime_30_d"
 LOSSES_24H = "sensor.front_desk_losses_24_h"
 EVENT = "event.front_desk_registration"
 POLL = 60.0
@@ -222,6 +224,31 @@ async def test_an_outage_shows_since_when_and_how_long(
     assert hass.states.get(LOSSES_24H).state == "0"
     assert hass.states.get(UPTIME_24H).state == "100.0"
     assert hass.states.get(LAST_OUTAGE).state == "1860"
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_the_30_day_window_reaches_back_29_days(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A day lost 29 days ago still counts in Uptime (30 d), not in Uptime (7 d)."""
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    await poll(hass, freezer, DAY)  # lost for a day
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    for _ in range(28):  # then up for 28 days, polled daily
+        await poll(hass, freezer, DAY)
+
+    # 29 days and a minute observed, the first day of it down.
+    up, observed = 28 * DAY, 29 * DAY + POLL
+    assert float(hass.states.get(UPTIME_30D).state) == pytest.approx(
+        100 * up / observed, abs=0.01
+    )
+    assert hass.states.get(UPTIME_7D).state == "100.0"
+    assert hass.states.get(UPTIME_24H).state == "100.0"
 
 
 async def test_disabling_a_registration_is_not_a_loss(

@@ -1,12 +1,21 @@
 """Setup, polling, availability, repairs and devices, against the fake API."""
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
@@ -110,6 +119,56 @@ async def test_a_poll_writes_only_what_changed(
     await poll(hass, freezer)
     assert FRONT_REGISTERED in written()
     assert {entity_id.split(".")[1][:10] for entity_id in written()} == {"front_desk"}
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_a_poll_that_changes_nothing_fires_no_state_event(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Nothing changed: no state_changed or state_reported for any Telzino entity.
+
+    Front desk had an outage, so its uptime moves with time; the history's
+    minute tick writes that, a poll that changed nothing must not.
+    """
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    await poll(hass, freezer)
+    ours = {
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            er.async_get(hass), init_integration.entry_id
+        )
+    }
+    written: list[tuple[str, str]] = []
+
+    @callback
+    def ours_only(data: Mapping[str, Any]) -> bool:
+        return data["entity_id"] in ours
+
+    @callback
+    def record(event: Event[Any]) -> None:
+        written.append((event.event_type, event.data["entity_id"]))
+
+    for event_type in (EVENT_STATE_CHANGED, EVENT_STATE_REPORTED):
+        hass.bus.async_listen(event_type, record, event_filter=ours_only)
+    coordinator = init_integration.runtime_data
+    for _ in range(3):
+        # A poll alone, between two of the history's minute ticks.
+        freezer.tick(timedelta(seconds=15))
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+    assert coordinator.last_update_success
+    assert written == []
+
+    # The same listener sees a change: the test can fail.
+    fake.set_state(SALES_LINE, "WRONG_CREDENTIALS_STATE")
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert (EVENT_STATE_CHANGED, SALES_REGISTERED) in written
 
 
 async def test_a_lasting_agent_failure_writes_nothing_new(
