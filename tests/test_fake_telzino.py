@@ -1,13 +1,17 @@
 """The fake Telzino API's control interface, used to drive a running Home Assistant."""
 
+import ast
 import asyncio
+import graphlib
 import json
+from pathlib import Path
 import sys
 
 import aiohttp
 import pytest
 
 from custom_components.telzino.api import API_STATE_NAMES
+import scripts.fake_telzino
 from scripts.fake_telzino import CLIENT_ID, STATES, FakeTelzino
 
 
@@ -142,3 +146,18 @@ async def test_runs_on_its_own(socket_enabled: None) -> None:
 def test_the_fake_serves_the_state_names_the_client_knows() -> None:
     """The fake's states are the API's documented names: the client's own table."""
     assert set(STATES) == set(API_STATE_NAMES)
+
+
+def test_the_fake_modules_import_no_cycle() -> None:
+    """Each module of the fake imports only modules below it: no import cycle."""
+    package = Path(scripts.fake_telzino.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imports[path.stem] = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+    order = list(graphlib.TopologicalSorter(imports).static_order())
+    assert {"agent", "registrant", "server"} <= set(order)

@@ -4,6 +4,7 @@ Serves what the integration uses over real HTTP on loopback, with faults,
 counters and a control API. `python -m scripts.fake_telzino --demo` runs it.
 """
 
+from .agent import FakeAgent
 from .const import (
     AFTER_HOURS,
     CLIENT_ID,
@@ -23,7 +24,6 @@ from .server import (
     STATES,
     STATUS,
     TOKEN,
-    FakeAgent,
     FakeTelzino,
     Fault,
     Stats,

@@ -17,10 +17,9 @@ wall clock in `scripts/develop` alike.
 
 from dataclasses import dataclass, field
 import math
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
-if TYPE_CHECKING:
-    from .server import FakeAgent
+from .agent import FakeAgent
 
 type Behaviour = Literal["answers", "slow", "silent", "rejects", "errors"]
 BEHAVIOURS: Final[tuple[Behaviour, ...]] = (

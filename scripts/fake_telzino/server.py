@@ -20,7 +20,8 @@ import uuid
 
 from aiohttp import web
 
-from .const import CLIENT_ID, CLIENT_SECRET, ORGANIZATION_ID
+from .agent import FakeAgent
+from .const import CLIENT_ID, CLIENT_SECRET
 from .registrant import BEHAVIOURS, Registrant
 
 # The endpoints the counters and faults are keyed on.
@@ -46,24 +47,6 @@ STATES: Final[dict[str, tuple[int, str]]] = {
     "AUTHENTICATING_UNREGISTER_STATE": (9, "Unregistering (authenticating)"),
 }
 CONTROL_PREFIX: Final = "/_fake"
-
-
-@dataclass
-class FakeAgent:
-    """An agent and its registration as the fake API reports them."""
-
-    id: str
-    name: str
-    organization_id: str = ORGANIZATION_ID
-    status: str = "active"
-    state: str = "REGISTERED_STATE"
-    # Set only for states outside STATES (codes 8 and 9 are undocumented).
-    state_code: int | None = None
-    enabled: bool = True
-    registration_timeout: int = 3600
-    last_register_sent: float | None = None
-    expires: float | None = None
-    error_message: str | None = None
 
 
 @dataclass
