@@ -359,12 +359,16 @@ async def run_home_assistant(
     *,
     host: str = "127.0.0.1",
     log_file: Path | None = None,
+    python: str = sys.executable,
 ) -> AsyncIterator[LiveHomeAssistant]:
-    """Start `hass` on host:port with `config_dir`; stop it on exit."""
+    """Start `hass` on host:port with `config_dir`; stop it on exit.
+
+    `python` is the interpreter of the environment whose Home Assistant runs.
+    """
     prepare_config_dir(config_dir, host=host, port=port)
     log = (log_file or config_dir / "hass.out").open("ab")
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
+        python,
         "-m",
         "homeassistant",
         "--config",

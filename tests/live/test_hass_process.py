@@ -8,12 +8,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 import re
+import sys
 import time
 
+from homeassistant.const import __version__ as pinned_version
 import pytest
 
 from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FRONT_DESK, FakeTelzino
-from scripts.live_ha import free_port, run_home_assistant
+from scripts.live_ha import ROOT, free_port, run_home_assistant
 
 pytestmark = [
     pytest.mark.live,
@@ -30,14 +32,41 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(1)
 
 
+# The environments whose Home Assistant runs: the one the test plugin pins
+# (this interpreter's), and the newest release alone (scripts/setup).
+NEWEST = ROOT / ".venv-newest"
+HOME_ASSISTANTS = {"pinned": Path(sys.executable), "newest": NEWEST / "bin" / "python"}
+
+
+def release(version: str) -> tuple[int, ...]:
+    """Return a release's numbers, for comparing versions such as 2026.11.0."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+@pytest.mark.parametrize("home_assistant", list(HOME_ASSISTANTS))
 async def test_real_home_assistant(
-    fake: FakeTelzino, fake_url: str, agents: list[str], tmp_path: Path
+    fake: FakeTelzino,
+    fake_url: str,
+    agents: list[str],
+    tmp_path: Path,
+    home_assistant: str,
 ) -> None:
-    """Onboarding, setup and options over REST; a lost registration shows within a poll."""
+    """Onboarding, setup and options over REST; a lost registration shows within a poll.
+
+    On the Home Assistant the test plugin pins and on the newest release.
+    """
+    python = HOME_ASSISTANTS[home_assistant]
+    assert python.exists(), f"{python} is missing: run scripts/setup"
     fake.clock = time.time  # the real Home Assistant runs on real time
     config_dir = tmp_path / "config"
-    async with run_home_assistant(config_dir, free_port()) as hass:
+    async with run_home_assistant(config_dir, free_port(), python=str(python)) as hass:
         await hass.onboard()
+        running = (await hass.get_json("/api/config"))["version"]
+        if home_assistant == "newest":
+            assert running == (NEWEST / ".homeassistant-version").read_text().strip()
+            assert release(running) >= release(pinned_version)
+        else:
+            assert running == pinned_version
         entry_id = await hass.add_telzino(fake_url, CLIENT_ID, CLIENT_SECRET)
         await hass.set_scan_interval(entry_id, 30)  # reloads the entry
 
