@@ -1,5 +1,6 @@
 """The registration-lost blueprint, loaded by Home Assistant's blueprint integration."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 import shutil
 from typing import Any
@@ -11,9 +12,11 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_mock_service
 
-from scripts.fake_telzino import FRONT_DESK, FakeTelzino
+from scripts.fake_telzino import FRONT_DESK, STATUS, FakeTelzino
 from tests.common import make_entry, poll, setup_entry
 
+FRONT_REGISTERED = "binary_sensor.front_desk_registered"
+SALES_REGISTERED = "binary_sensor.sales_line_registered"
 BLUEPRINT = (
     Path(__file__).parent.parent
     / "blueprints"
@@ -30,8 +33,12 @@ async def notifications(
     agents: list[str],
     tmp_path: Path,
     request: pytest.FixtureRequest,
-) -> list[ServiceCall]:
-    """Set up the integration and an automation from the blueprint (lost for 3 min)."""
+) -> AsyncIterator[list[ServiceCall]]:
+    """Set up the integration and an automation from the blueprint (lost for 3 min).
+
+    The automation is turned off before Home Assistant stops: the stop makes
+    every entity unavailable, which starts the "cannot be read" trigger's timer.
+    """
     await setup_entry(hass, make_entry(fake_url, agents))
     hass.config.config_dir = str(tmp_path)
     target = tmp_path / "blueprints" / "automation" / "telzino"
@@ -57,7 +64,10 @@ async def notifications(
         },
     )
     await hass.async_block_till_done()
-    return calls
+    yield calls
+    await hass.services.async_call(
+        "automation", "turn_off", {"entity_id": "all"}, blocking=True
+    )
 
 
 async def test_notifies_when_lost_long_enough_and_when_back(
@@ -165,3 +175,94 @@ async def test_a_disabled_registration_can_be_notified(
         "Telzino: Front desk lost its registration",
         "Telzino: Front desk is registered again",
     ]
+
+
+async def outage(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    minutes: int,
+) -> str:
+    """Make Telzino unreadable for `minutes`; return the local time it began."""
+    fake.inject(STATUS, status=503)
+    await poll(hass, freezer)
+    began = dt_util.as_local(dt_util.utcnow()).strftime("%H:%M")
+    assert hass.states.get("binary_sensor.front_desk_registered").state == "unavailable"
+    for _ in range(minutes):
+        await poll(hass, freezer)
+    fake.clear_faults()
+    await poll(hass, freezer)
+    assert hass.states.get("binary_sensor.front_desk_registered").state == "on"
+    return began
+
+
+UNREADABLE = {"notify_unreadable": True}
+
+
+@pytest.mark.parametrize("notifications", [UNREADABLE], indirect=True)
+async def test_unreadable_status_is_notified_once_and_when_readable(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """With the option on: told once that nothing is watched, and once when it is."""
+    began = await outage(hass, fake, freezer, 20)
+
+    assert [call.data["title"] for call in notifications] == [
+        "Telzino: registrations not watched",
+        "Telzino: registrations watched again",
+    ]
+    unreadable, readable = (
+        " ".join(call.data["message"].split()) for call in notifications
+    )
+    assert unreadable.startswith(
+        f"The registration status of Front desk cannot be read since {began}:"
+    )
+    assert "would not be noticed" in unreadable
+    # Unavailable at the first failed poll, readable 21 polls later.
+    assert readable.endswith("can be read again, after 21 min.")
+
+
+@pytest.mark.parametrize(
+    "notifications",
+    [{**UNREADABLE, "agents": [FRONT_REGISTERED, SALES_REGISTERED]}],
+    indirect=True,
+)
+async def test_an_api_outage_is_one_notification_for_all_agents(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """Every watched agent unreadable at once: one message naming them, one back."""
+    await outage(hass, fake, freezer, 20)
+
+    assert len(notifications) == 2
+    assert "status of Front desk, Sales line cannot" in " ".join(
+        notifications[0].data["message"].split()
+    )
+
+
+@pytest.mark.parametrize("notifications", [UNREADABLE], indirect=True)
+async def test_a_short_unreadable_spell_is_not_notified(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """Unreadable for less than the chosen 15 minutes: neither message."""
+    await outage(hass, fake, freezer, 5)
+    await poll(hass, freezer, 1200)
+    assert notifications == []
+
+
+async def test_unreadable_status_is_not_notified_by_default(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    freezer: FrozenDateTimeFactory,
+    notifications: list[ServiceCall],
+) -> None:
+    """The option is off by default: an outage alone notifies nothing."""
+    await outage(hass, fake, freezer, 20)
+    assert notifications == []
