@@ -206,7 +206,12 @@ async def test_an_outage_shows_since_when_and_how_long(
     await poll(hass, freezer)
 
     assert hass.states.get(LOST_SINCE).state == STATE_UNKNOWN
-    assert hass.states.get(LAST_OUTAGE).state == str(1800 + 60)
+    # Shown in minutes, the unit a person reads at a glance; stored in seconds.
+    last_outage = hass.states.get(LAST_OUTAGE)
+    assert (last_outage.state, last_outage.attributes["unit_of_measurement"]) == (
+        str((1800 + 60) / 60),
+        "min",
+    )
     # The `registered` event says so too, for the blueprint's "back" message.
     back = hass.states.get(EVENT).attributes
     assert (back["event_type"], back["last_outage"], back["lost_since"]) == (
@@ -223,7 +228,7 @@ async def test_an_outage_shows_since_when_and_how_long(
     await poll(hass, freezer, DAY)
     assert hass.states.get(LOSSES_24H).state == "0"
     assert hass.states.get(UPTIME_24H).state == "100.0"
-    assert hass.states.get(LAST_OUTAGE).state == "1860"
+    assert hass.states.get(LAST_OUTAGE).state == "31.0"
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")

@@ -59,6 +59,8 @@ SENSORS: tuple[TelzinoSensorEntityDescription, ...] = (
         translation_key="registration_interval",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
+        # Shown in minutes ("60 min"); the API gives seconds.
+        suggested_unit_of_measurement=UnitOfTime.MINUTES,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda status: status.registration_interval,
@@ -119,7 +121,9 @@ HISTORY_SENSORS: tuple[TelzinoHistorySensorEntityDescription, ...] = (
         translation_key="last_outage",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
-        suggested_display_precision=0,
+        # "72.7 min" reads at a glance where "4,362 s" does not.
+        suggested_unit_of_measurement=UnitOfTime.MINUTES,
+        suggested_display_precision=1,
         value_fn=lambda history, _: (
             None if history.last_outage is None else round(history.last_outage)
         ),

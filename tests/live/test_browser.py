@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import os
 from pathlib import Path
 import time
+from typing import Any
 
 from playwright.async_api import Browser, Page, async_playwright, expect
 import pytest
+import yaml
 
 from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FakeTelzino
 from scripts.live_ha import (
@@ -59,80 +61,19 @@ BRAND_IMAGES = """() => {
   walk(document.body);
   return sizes;
 }"""
-# The README's dashboard example.
-DASHBOARD = {
-    "views": [
-        {
-            "title": "Phones",
-            "cards": [
-                {
-                    "type": "glance",
-                    "title": "Registered",
-                    "entities": [
-                        {
-                            "entity": "binary_sensor.front_desk_registered",
-                            "name": "Front desk",
-                        },
-                        {
-                            "entity": "binary_sensor.sales_line_registered",
-                            "name": "Sales line",
-                        },
-                        {
-                            "entity": "binary_sensor.after_hours_support_registered",
-                            "name": "After-hours",
-                        },
-                    ],
-                },
-                {
-                    "type": "entities",
-                    "title": "Telzino agents",
-                    "entities": [
-                        {
-                            "entity": "sensor.front_desk_registration_state",
-                            "name": "Front desk",
-                        },
-                        {
-                            "entity": "sensor.sales_line_registration_state",
-                            "name": "Sales line",
-                        },
-                        {
-                            "entity": "sensor.sales_line_last_outage",
-                            "name": "Sales line, last outage",
-                        },
-                        {
-                            "entity": "sensor.after_hours_support_registration_state",
-                            "name": "After-hours",
-                        },
-                        {
-                            "entity": "sensor.after_hours_support_lost_since",
-                            "name": "After-hours, lost since",
-                        },
-                    ],
-                },
-                {
-                    "type": "tile",
-                    "entity": "sensor.sales_line_uptime_24_h",
-                    "name": "Sales line uptime (24 h)",
-                },
-                {
-                    "type": "history-graph",
-                    "title": "Uptime (24 h)",
-                    "hours_to_show": 24,
-                    "entities": [
-                        {
-                            "entity": "sensor.front_desk_uptime_24_h",
-                            "name": "Front desk",
-                        },
-                        {
-                            "entity": "sensor.sales_line_uptime_24_h",
-                            "name": "Sales line",
-                        },
-                    ],
-                },
-            ],
-        }
-    ]
-}
+
+
+def readme_dashboard() -> dict[str, Any]:
+    """Return a dashboard of the cards of the README's dashboard example.
+
+    Read from the README, so that its YAML is what the screenshot shows.
+    """
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Dashboard cards", 1)[1]
+    cards = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    return {"views": [{"title": "Phones", "cards": cards}]}
+
+
 # How long the browser test's Sales line stays lost, in real seconds: longer
 # than the 10 s in which Home Assistant merges requested refreshes.
 OUTAGE = 12
@@ -264,7 +205,8 @@ async def test_add_integration_in_the_frontend(
         fake.set_state(sales_line.id, "REGISTERED_STATE")
         await refresh_until(hass, "binary_sensor.sales_line_registered", "on")
         states = await hass.states()
-        assert int(states["sensor.sales_line_last_outage"]["state"]) >= OUTAGE
+        # Shown in minutes.
+        assert float(states["sensor.sales_line_last_outage"]["state"]) * 60 >= OUTAGE
         assert 0 < float(states["sensor.sales_line_uptime_24_h"]["state"]) < 100
         assert states["sensor.after_hours_support_lost_since"]["state"] != "unknown"
 
@@ -301,12 +243,17 @@ async def test_add_integration_in_the_frontend(
             {
                 "type": "lovelace/config/save",
                 "url_path": "telzino-phones",
-                "config": DASHBOARD,
+                "config": readme_dashboard(),
             }
         )
         await page.get_by_role("link", name="Phones").click()
         await expect(page.get_by_text("Telzino agents")).to_be_visible()
         await expect(page.get_by_text("Sales line uptime (24 h)")).to_be_visible()
+        # The activity card has Sales line's outage from the first minute on.
+        await expect(page.get_by_text("Registration changes")).to_be_visible()
+        activity = page.locator("hui-logbook-card")
+        await expect(activity.get_by_text("Disconnected")).to_be_visible()
+        await expect(activity.get_by_text("Sales line").first).to_be_visible()
         text = await check_step(page, screenshots, "dashboard")
         assert "Wrong SIP credentials" in text
         assert "Disconnected" in text
