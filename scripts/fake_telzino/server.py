@@ -7,7 +7,7 @@ Assistant is driven from outside through the control API under `/_fake/`.
 """
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -47,6 +47,7 @@ STATES: Final[dict[str, tuple[int, str]]] = {
     "AUTHENTICATING_UNREGISTER_STATE": (9, "Unregistering (authenticating)"),
 }
 CONTROL_PREFIX: Final = "/_fake"
+STATUS_TIMES_KEPT: Final = 1000
 
 
 @dataclass
@@ -73,8 +74,11 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)
     # Answers by (endpoint, HTTP status), e.g. ("status", 401).
     responses: Counter[tuple[str, int]] = field(default_factory=Counter)
-    # When each status request arrived (the fake's clock), in order.
-    status_times: list[float] = field(default_factory=list)
+    # When the last status requests arrived (the fake's clock), in order. Only
+    # the last ones: a long run (scripts/develop, the soak) must not grow.
+    status_times: deque[float] = field(
+        default_factory=lambda: deque(maxlen=STATUS_TIMES_KEPT)
+    )
     in_flight: int = 0
     max_in_flight: int = 0
 
