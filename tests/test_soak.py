@@ -19,12 +19,14 @@ import asyncio
 from bisect import bisect_right
 from datetime import timedelta
 import gc
+import logging
 import os
 import random
 import sys
 import time
 import tracemalloc
 
+from _pytest.logging import LogCaptureHandler
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
@@ -112,9 +114,16 @@ def first_difference(fired: list[int], expected: list[int]) -> str:
     )
 
 
-def forget_harness_storage_writes() -> None:
-    """Empty the mocked storage's record of every write it was called with."""
+def forget_harness_records() -> None:
+    """Empty what the harness keeps of the run: storage writes and log records.
+
+    The test runner's log capture keeps every record, and a record with an
+    exception keeps its frames, and the HTTP responses they held, alive.
+    """
     storage.Store._async_write_data.reset_mock()  # type: ignore[attr-defined]
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LogCaptureHandler):
+            handler.reset()
 
 
 async def test_soak(
@@ -180,12 +189,12 @@ async def test_soak(
     fake.reset_stats()
     for index in range(polls):
         if index == warm_up:
-            forget_harness_storage_writes()
+            forget_harness_records()
             gc.collect()
             tracemalloc.start(TRACE_FRAMES)
             baseline = tracemalloc.take_snapshot().filter_traces(NOT_HARNESS)
         elif index == 2 * warm_up:
-            forget_harness_storage_writes()
+            forget_harness_records()
             gc.collect()
             middle = tracemalloc.take_snapshot().filter_traces(NOT_HARNESS)
         failing: set[str] = set()
@@ -241,7 +250,7 @@ async def test_soak(
                 expected_at[agent_id].append(index)
             last_reading[agent_id] = reading
 
-    forget_harness_storage_writes()
+    forget_harness_records()
     gc.collect()
     snapshot = tracemalloc.take_snapshot().filter_traces(NOT_HARNESS)
     growth = grown(snapshot, baseline)
