@@ -1,8 +1,9 @@
 """Benchmark: how soon a lost registration is seen, and whether alerts can be trusted.
 
 Run by `scripts/bench --detection`; not part of the test suite. A simulated day
-under frozen time: 20 agents driven by the fake API's registrant model (3600 s
-registrations, a 100 s timer), a 60 s polling interval, and the same random
+under frozen time: 20 agents driven by the fake API's registrant model, which
+replays the real OpenSIPS (3600 s registrations, a 100 s timer; a short
+profile with TELZINO_DETECTION_PROFILE=short), a 60 s polling interval, and the same random
 scenario twice, once with plain interval polling and once with the refresh
 watch: refresh failures of each kind, slow registrars, changes of SIP settings,
 registrations disabled and enabled again, API outages.
@@ -36,7 +37,11 @@ from tests.common import make_entry, setup_entry
 AGENTS = 20
 HOURS = float(os.environ.get("TELZINO_DETECTION_HOURS", "24"))
 INTERVAL = 60
-TIMER = 100.0
+# The registrant's profile: OpenSIPS' defaults (3600 s registrations, a 100 s
+# timer), or TELZINO_DETECTION_PROFILE=short (120 s, a 20 s timer, as the demo).
+PROFILES = {"default": (3600, 100.0), "short": (120, 20.0)}
+PROFILE = os.environ.get("TELZINO_DETECTION_PROFILE", "default")
+REGISTRATION, TIMER = PROFILES[PROFILE]
 START = 1_795_800_030.0
 REFRESHING = {"REGISTERING_STATE", "AUTHENTICATING_STATE"}
 
@@ -90,6 +95,8 @@ async def run_day(
     fake.close_connections = True
     rng = random.Random(20261127)  # noqa: S311  # the same scenario for both runs
     agents = fake.add_agents(AGENTS)
+    for agent in agents:
+        agent.registration_timeout = REGISTRATION
     ids = [agent.id for agent in agents]
     for agent_id in ids:
         fake.simulate(agent_id, timer_interval=TIMER, phase=rng.uniform(0, TIMER))
@@ -294,7 +301,7 @@ async def test_detection(
     lines = [
         (
             f"Detection ({AGENTS} agents, {HOURS:g} h simulated, {INTERVAL} s interval, "
-            f"3600 s registrations, {TIMER:g} s timer)"
+            f"{REGISTRATION} s registrations, {TIMER:g} s timer)"
         ),
         "",
         (

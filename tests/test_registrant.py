@@ -1,14 +1,318 @@
-"""The fake API's model of OpenSIPS uac_registrant, under frozen time."""
+"""The fake API's model of OpenSIPS uac_registrant, against the real module.
 
+The replay tests drive the model through the scenarios recorded from the real
+registrant (tests/opensips/, made by scripts/opensips/) and fail on any
+difference: the same states in the same order, each at the recorded time give
+or take a second (the module's timer drifts by up to half a second), and the
+same `registration_t_out`. The other tests pin down the rules one by one.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+import itertools
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from scripts.fake_telzino import TRANSACTION_TIMEOUT, FakeTelzino, Registrant
+from scripts.fake_telzino import TRANSACTION_TIMEOUT, FakeAgent, FakeTelzino, Registrant
+from scripts.fake_telzino.registrant import REPLY_DELAY, Behaviour
 from tests.common import FakeClock
 
+TRACES = sorted((Path(__file__).parent / "opensips").glob("*.jsonl"))
 TIMER = 100.0
+# States the module raises no event for (the model records every state).
+SILENT_STATES = {"NOT_REGISTERED_STATE", "NOT_FOUND"}
+# How the lab's registrar answers each user, unless the scenario switches it.
+USER_BEHAVIOUR: dict[str, Behaviour] = {
+    "wrongpw": "rejects",
+    "err403": "errors",
+    "err503": "errors",
+    "silent": "silent",
+    "slow": "slow",
+}
+REGISTRAR_MODES: dict[str, Behaviour] = {
+    "normal": "answers",
+    "silent": "silent",
+    "503": "errors",
+    "403": "errors",
+    "slow": "slow",
+}
+# Which registrar each lab instance registers with (registrant c: the capped one).
+REGISTRAR_OF = {"a": "registrar", "b": "registrar", "c": "registrar2"}
+
+
+@dataclass
+class Trace:
+    """A recorded scenario: its header and its lines (times from its start)."""
+
+    name: str
+    header: dict[str, Any]
+    lines: list[dict[str, Any]]
+
+    @property
+    def t0(self) -> float:
+        """The start, as a Unix time: OpenSIPS counts whole seconds of it."""
+        t0: float = self.header["t0"]
+        return t0
+
+    def of(self, reg: str) -> Iterator[dict[str, Any]]:
+        """Return the lines of one registration."""
+        return (line for line in self.lines if line.get("reg") == reg)
+
+    @property
+    def end(self) -> float:
+        """When the recording ends."""
+        return self.lines[-1]["t"]
+
+
+def load(path: Path) -> Trace:
+    """Read a trace file."""
+    header, *lines = (json.loads(line) for line in path.read_text().splitlines())
+    return Trace(path.stem, header, lines)
+
+
+def cases() -> Iterator[Any]:
+    """One case per registration of every recorded trace."""
+    for path in TRACES:
+        trace = load(path)
+        for reg in trace.header["registrations"]:
+            if any(line.get("state") for line in trace.of(reg)):
+                yield pytest.param(trace, reg, id=f"{trace.name}:{reg}")
+
+
+# The module's timer drifts by up to half a second: a tick within this of a
+# threshold may act on it or not, the real registrant decides.
+MARGINAL = 1.5
+
+
+FINAL_STATES = {
+    "REGISTERED",
+    "REGISTER_TIMEOUT",
+    "WRONG_CREDENTIALS",
+    "REGISTRAR_ERROR",
+}
+SENDS = {"REGISTERING", "UNREGISTERING"}
+# Events of one request within this of each other are ordered as the protocol
+# orders them (the module's processes stamp them a few microseconds apart).
+SAME_MOMENT = 0.005
+ORDER = {
+    "REGISTERING": 0,
+    "UNREGISTERING": 0,
+    "AUTHENTICATING": 1,
+    "AUTHENTICATING_UNREGISTER": 1,
+}
+
+
+class FollowingRegistrant(Registrant):
+    """The model, on the real registrant's ticks.
+
+    The module's timer drifts by up to half a second: a REGISTER the model
+    sends within a second of a recorded one is sent at the recorded time, and
+    a tick that close to a threshold acts on it if the recording shows it did.
+    Everything else follows the model's rules.
+    """
+
+    real_sends: list[float]
+
+    def _real_send_near(self, when: float) -> float | None:
+        return next((sent for sent in self.real_sends if abs(sent - when) <= 1.0), None)
+
+    def due(self, tick: float, threshold: float) -> bool:
+        """Decide by the rule, or by the recording when the tick is that close."""
+        if abs(tick - threshold) < MARGINAL:
+            return self._real_send_near(tick) is not None
+        return super().due(tick, threshold)
+
+    def _send_register(self, agent: FakeAgent, now: float) -> None:
+        super()._send_register(agent, self._real_send_near(now) or now)
+
+    def _send_unregister(self, agent: FakeAgent, now: float) -> None:
+        super()._send_unregister(agent, self._real_send_near(now) or now)
+
+
+def real_events(trace: Trace, reg: str) -> list[tuple[float, str]]:
+    """Return a registration's recorded state changes, in protocol order."""
+    events = [(line["t"], line["state"]) for line in trace.of(reg) if "state" in line]
+    events.sort(
+        key=lambda event: (round(event[0] / SAME_MOMENT), ORDER.get(event[1], 2))
+    )
+    return events
+
+
+@dataclass
+class Replay:
+    """The model, driven by what the scenario did to one registration.
+
+    It takes over at the registration's first outcome (OpenSIPS' start-up,
+    which registers everything at once, is not modelled) and runs on Unix
+    time, as OpenSIPS does; its timer's phase is the recorded ticks'.
+    """
+
+    trace: Trace
+    reg: str
+    agent: FakeAgent = field(init=False)
+    model: Registrant = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Start at the first outcome, in the recorded state."""
+        instance, user = self.reg.split("/")
+        settings = self.trace.header["registrations"][self.reg]
+        timer = settings["timer_interval"]
+        granted = max(
+            (
+                line["reg_list"]["expires"]
+                for line in self.trace.of(self.reg)
+                if "reg_list" in line
+                and line["reg_list"]["state"] == "REGISTERED_STATE"
+            ),
+            default=settings["expiry"],
+        )
+        events = real_events(self.trace, self.reg)
+        t0 = self.trace.t0
+        outcome = next(
+            i for i, (_, state) in enumerate(events) if state in FINAL_STATES
+        )
+        self.start = events[outcome][0]
+        sent = max(t for t, state in events[:outcome] if state == "REGISTERING")
+        enables = [
+            line["t"]
+            for line in self.trace.lines
+            if line.get("action", "").startswith(f"enable {self.reg}")
+        ]
+        ticks = [
+            t0 + t
+            for t, state in events[outcome:]
+            if state in SENDS and not any(0 <= t - enabled <= 1 for enabled in enables)
+        ]
+        self.user, self.instance = user, instance
+        self.behaviour: Behaviour = USER_BEHAVIOUR.get(user, "answers")
+        self.registrar_up = True
+        self.agent = FakeAgent(
+            id=self.reg,
+            name=user,
+            state=f"{events[outcome][1]}_STATE",
+            registration_timeout=granted,
+            last_register_sent=math.floor(t0 + sent),
+        )
+        self.model = FollowingRegistrant(
+            behaviour=self.behaviour,
+            timer_interval=timer,
+            phase=_circular_mean(ticks, 2 * (timer // 2)) if ticks else t0 + sent,
+            synced_at=t0 + self.start,
+        )
+        self.model.real_sends = [t0 + t for t, state in events if state in SENDS]
+        self.model.take_over(self.agent, t0 + self.start)
+
+    def apply(self, action: str, now: float) -> None:
+        """Do to the model what the scenario did to the real registration."""
+        words = action.split()
+        agent, model = self.agent, self.model
+        if words[0] == "registrar" and words[1] == self.user:
+            self.behaviour = REGISTRAR_MODES[words[2]]
+        elif words[0] in ("stop", "start") and words[1] == REGISTRAR_OF[self.instance]:
+            self.registrar_up = words[0] == "start"
+        elif words[0] == "password" and words[1] == self.reg:
+            self.behaviour = "answers" if words[2] == "right" else "rejects"
+        elif words[0] in ("disable", "enable") and words[1] == self.reg:
+            getattr(model, words[0])(agent, now)
+        elif words[0] == "reload" and words[1] == self.instance:
+            model.reload(agent, now)
+        model.set_behaviour(
+            agent, self.behaviour if self.registrar_up else "silent", now
+        )
+
+    def expected(self) -> list[tuple[float, str]]:
+        """Return the recorded state changes the model must reproduce."""
+        return [
+            event
+            for event in real_events(self.trace, self.reg)
+            if event[0] > self.start
+        ]
+
+    def run(self, until: float | None = None) -> list[tuple[float, str]]:
+        """Replay the scenario (up to `until`); return the states entered, with times.
+
+        Times in seconds from the trace's start.
+        """
+        t0, end = self.trace.t0, self.trace.end if until is None else until
+        for line in self.trace.lines:
+            if "action" in line and self.start < line["t"] <= end:
+                self.apply(line["action"], t0 + line["t"])
+        self.model.sync(self.agent, t0 + end)
+        return [
+            (when - t0, state.removesuffix("_STATE"))
+            for when, state, _ in self.model.history
+            if state not in SILENT_STATES
+        ]
+
+
+@pytest.mark.parametrize(("trace", "reg"), list(cases()))
+def test_the_model_reproduces_the_real_registrant(trace: Trace, reg: str) -> None:
+    """Same states in the same order, each within a second of the recorded time."""
+    replay = Replay(trace, reg)
+    real = replay.expected()
+    modelled = replay.run()
+
+    assert [state for _, state in modelled] == [state for _, state in real]
+    late = [
+        (round(real_t, 3), state, round(model_t - real_t, 3))
+        for (real_t, state), (model_t, _) in zip(real, modelled, strict=True)
+        if abs(model_t - real_t) > 1.0
+    ]
+    assert late == []
+
+
+@pytest.mark.parametrize(("trace", "reg"), list(cases()))
+def test_the_model_shows_the_real_registration_t_out(trace: Trace, reg: str) -> None:
+    """At every change of reg_list, its registration_t_out is the model's.
+
+    Within 1.5 s: the whole second of a moment known within a second.
+
+    It is T + E - TI while registered and the retry threshold after a failure
+    (in the future: a failed agent's `expires`, if Telzino shows this field).
+    """
+    replay = Replay(trace, reg)
+    polls = [line for line in trace.of(reg) if "reg_list" in line]
+    checked = 0
+    for poll, following in itertools.pairwise([*polls, {"t": math.inf}]):
+        fields = poll["reg_list"]
+        # A second after the poll (the model's changes may come up to a second
+        # off), while the recorded state still holds.
+        at = poll["t"] + 1.0
+        if at <= replay.start or following["t"] <= at:
+            continue
+        again = Replay(trace, reg)
+        again.run(until=at)
+        if again.agent.state != fields["state"]:
+            continue  # the event test tells
+        rto = again.model.registration_t_out
+        modelled = None if rto is None else rto - trace.t0
+        real = fields["registration_t_out"]
+        if modelled is None or real is None:
+            assert modelled == real, (poll, modelled)
+        else:
+            # Whole seconds of a time known within a second: 1.5 s.
+            assert modelled == pytest.approx(real, abs=1.5), (poll, modelled)
+        checked += 1
+    assert checked >= len(polls) // 2
+
+
+def _circular_mean(times: list[float], period: float) -> float:
+    """Return the phase (a time) around which `times` fall, modulo `period`."""
+    angles = [2 * math.pi * (t % period) / period for t in times]
+    mean = math.atan2(
+        sum(math.sin(a) for a in angles), sum(math.cos(a) for a in angles)
+    )
+    return (
+        times[0] - times[0] % period + (mean % (2 * math.pi)) * period / (2 * math.pi)
+    )
+
+
+# The rules one by one ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -26,99 +330,163 @@ def at(fake: FakeTelzino, agent_id: str, when: float) -> str:
     return fake.agents[agent_id].state
 
 
-def test_a_refresh_happens_at_the_first_tick_after_the_refresh_point(
+def test_a_refresh_comes_between_two_timer_intervals_and_one_before_expiry(
     fake: FakeTelzino, registered: tuple[str, Registrant]
 ) -> None:
-    """Refresh point = expiry - timer interval; REGISTER at the next tick, 401, 200."""
+    """OpenSIPS 4.x: REGISTER at the first tick at or after T + E - 2 TI."""
     agent_id, registrant = registered
     # Registered at the tick before the model took over, replied 0.1 s later.
-    assert fake.agents[agent_id].last_register_sent == 1_000_000.0
-    expiry = 1_000_000.0 + 0.1 + 3600
-    assert fake.agents[agent_id].expires == expiry
-    tick = registrant.next_tick(expiry - TIMER)
-    assert tick == 1_003_600.0  # ticks are at multiples of 100 s
-    assert at(fake, agent_id, tick - 1) == "REGISTERED_STATE"
-    assert at(fake, agent_id, tick) == "REGISTERING_STATE"
-    assert fake.agents[agent_id].last_register_sent == tick
-    assert at(fake, agent_id, tick + 0.06) == "AUTHENTICATING_STATE"
-    assert at(fake, agent_id, tick + 0.2) == "REGISTERED_STATE"
-    assert fake.agents[agent_id].expires == pytest.approx(tick + 0.1 + 3600)
+    assert fake.agents[agent_id].last_register_sent == 1_000_000
+    assert registrant.registration_t_out == 1_000_000 + 3600 - TIMER
+    assert registrant.refresh_point() == 1_000_000 + 3600 - 2 * TIMER
+    assert at(fake, agent_id, 1_003_400.0 - 1) == "REGISTERED_STATE"
+    assert at(fake, agent_id, 1_003_400.0) == "REGISTERING_STATE"
+    assert fake.agents[agent_id].last_register_sent == 1_003_400
+    delay = REPLY_DELAY["answers"]
+    assert at(fake, agent_id, 1_003_400.0 + 1.5 * delay) == "AUTHENTICATING_STATE"
+    assert at(fake, agent_id, 1_003_400.0 + 2.5 * delay) == "REGISTERED_STATE"
+    assert registrant.registration_t_out == 1_003_400 + 3600 - TIMER
     assert registrant.registers_sent == 1
+
+
+@pytest.mark.parametrize(
+    ("phase", "period"), [(0.5, 300 - 2 * TIMER), (0.999, 300 - TIMER)]
+)
+def test_the_period_depends_on_the_second_of_the_200_ok(
+    fake: FakeTelzino, clock: FakeClock, phase: float, period: float
+) -> None:
+    """A 200 OK in the second after its tick's moves each refresh a whole TI later.
+
+    OpenSIPS counts in whole seconds; the real timer drifts by up to half a
+    second, so a registration's period flips between E - 2 TI and E - TI.
+    """
+    clock.now = 1_000_000.0
+    agent = fake.add_agent("Front desk", registration_timeout=300)
+    fake.simulate(agent.id, timer_interval=TIMER, phase=phase)
+    sent = [agent.last_register_sent]
+    for second in range(1_000_000, 1_002_000):
+        at(fake, agent.id, second + 0.99)
+        if agent.last_register_sent != sent[-1]:
+            sent.append(agent.last_register_sent)
+    assert len(sent) > 4
+    assert {later - earlier for earlier, later in itertools.pairwise(sent)} == {period}
+
+
+def test_opensips_3_refreshes_within_the_last_timer_interval(
+    fake: FakeTelzino, clock: FakeClock
+) -> None:
+    """OpenSIPS 3.x (up to 3.6.8): REGISTER at the first tick at or after T + E - TI."""
+    clock.now = 1_000_000.0
+    agent = fake.add_agent("Front desk")
+    registrant = fake.simulate(agent.id, timer_interval=TIMER, phase=0.0, release="3.x")
+    assert registrant.refresh_point() == 1_000_000 + 3600 - TIMER
+    assert at(fake, agent.id, 1_003_499.0) == "REGISTERED_STATE"
+    assert at(fake, agent.id, 1_003_500.0) == "REGISTERING_STATE"
 
 
 @pytest.mark.parametrize(
     ("behaviour", "failed", "after"),
     [
         ("silent", "REGISTER_TIMEOUT_STATE", TRANSACTION_TIMEOUT),
-        ("rejects", "WRONG_CREDENTIALS_STATE", 0.2),
-        ("errors", "REGISTRAR_ERROR_STATE", 0.2),
+        # A 401, then the rejection; or an error before any challenge.
+        ("rejects", "WRONG_CREDENTIALS_STATE", 2 * REPLY_DELAY["rejects"]),
+        ("errors", "REGISTRAR_ERROR_STATE", REPLY_DELAY["errors"]),
     ],
 )
-def test_a_failed_refresh_and_its_retry(
+def test_a_failure_is_retried_only_after_e_minus_ti(
     fake: FakeTelzino,
     registered: tuple[str, Registrant],
-    behaviour: Any,
+    behaviour: Behaviour,
     failed: str,
     after: float,
 ) -> None:
-    """The registrar's behaviour decides the outcome; a failure retries next tick."""
+    """Failed at refresh; the registrar back at once; retried E - TI after the failure."""
     agent_id, registrant = registered
     registrant.set_behaviour(fake.agents[agent_id], behaviour, 1_000_000.0)
-    tick = 1_003_600.0
-    assert at(fake, agent_id, tick) == "REGISTERING_STATE"
-    assert at(fake, agent_id, tick + after + 0.01) == failed
-    assert fake.agents[agent_id].expires is None
-    assert at(fake, agent_id, tick + TIMER) == "REGISTERING_STATE"
-    registrant.set_behaviour(fake.agents[agent_id], "answers", tick + TIMER)
-    assert at(fake, agent_id, tick + 2 * TIMER + 1) == "REGISTERED_STATE"
+    tick = 1_003_400.0
+    assert at(fake, agent_id, tick + after - 0.01) != failed
+    assert at(fake, agent_id, tick + after + 0.001) == failed
+    registrant.set_behaviour(fake.agents[agent_id], "answers", tick + after + 1)
+    threshold = int(tick + after) + 3600 - TIMER
+    # The retry threshold is in the future: `expires` if Telzino shows it.
+    assert registrant.registration_t_out == threshold
+    assert at(fake, agent_id, threshold - 1) == failed
+    retry = registrant.next_tick(threshold - 0.001)
+    assert at(fake, agent_id, retry + 0.2) == "REGISTERED_STATE"
 
 
 def test_a_slow_registrar_answers_within_the_transaction(
     fake: FakeTelzino, registered: tuple[str, Registrant]
 ) -> None:
-    """Slow answers: still registering after seconds, registered before the timeout."""
+    """8 s per reply: REGISTERING, AUTHENTICATING at +8 s, REGISTERED at +16 s."""
     agent_id, registrant = registered
     registrant.set_behaviour(fake.agents[agent_id], "slow", 1_000_000.0)
-    assert at(fake, agent_id, 1_003_605.0) == "REGISTERING_STATE"
-    assert at(fake, agent_id, 1_003_610.0) == "AUTHENTICATING_STATE"
-    assert at(fake, agent_id, 1_003_620.0) == "REGISTERED_STATE"
+    assert at(fake, agent_id, 1_003_407.9) == "REGISTERING_STATE"
+    assert at(fake, agent_id, 1_003_408.0) == "AUTHENTICATING_STATE"
+    assert at(fake, agent_id, 1_003_416.0) == "REGISTERED_STATE"
 
 
-def test_a_change_of_settings_shows_not_found_while_syncing(
+def test_disable_unregisters_and_enable_registers_at_once(
     fake: FakeTelzino, registered: tuple[str, Registrant]
 ) -> None:
-    """NOT_FOUND for the sync window, then registered at the next tick."""
-    agent_id, registrant = registered
-    registrant.reconfigure(fake.agents[agent_id], 1_000_010.0)
-    assert at(fake, agent_id, 1_000_012.0) == "NOT_FOUND"
-    assert at(fake, agent_id, 1_000_016.0) == "NOT_REGISTERED_STATE"
-    assert at(fake, agent_id, 1_000_100.2) == "REGISTERED_STATE"
-
-
-def test_disable_unregisters_and_enable_registers_again(
-    fake: FakeTelzino, registered: tuple[str, Registrant]
-) -> None:
-    """unREGISTER, then NOT_REGISTERED with enabled off, left alone by the ticks."""
+    """unREGISTER, then NOT_REGISTERED with enabled off; enabling sends a REGISTER."""
     agent_id, registrant = registered
     agent = fake.agents[agent_id]
     registrant.disable(agent, 1_000_010.0)
-    assert agent.state == "AUTHENTICATING_UNREGISTER_STATE"
-    assert at(fake, agent_id, 1_000_011.0) == "NOT_REGISTERED_STATE"
-    assert at(fake, agent_id, 1_001_000.0) == "NOT_REGISTERED_STATE"
+    assert agent.state == "UNREGISTERING_STATE"
+    assert at(fake, agent_id, 1_000_010.003) == "AUTHENTICATING_UNREGISTER_STATE"
+    assert at(fake, agent_id, 1_000_010.2) == "NOT_REGISTERED_STATE"
     assert not agent.enabled
-    registrant.enable(agent, 1_001_000.0)
-    assert agent.enabled
-    assert at(fake, agent_id, 1_001_100.2) == "REGISTERED_STATE"
+    assert registrant.registration_t_out is None
+    assert at(fake, agent_id, 1_005_000.0) == "NOT_REGISTERED_STATE"
+    registrant.enable(agent, 1_005_000.5)
+    assert agent.state == "REGISTERING_STATE"
+    assert agent.last_register_sent == 1_005_000
+    assert at(fake, agent_id, 1_005_000.6) == "REGISTERED_STATE"
 
 
-def test_expires_can_report_the_refresh_point(
+def test_disabling_a_failed_registration_waits_for_its_retry(
+    fake: FakeTelzino, registered: tuple[str, Registrant]
+) -> None:
+    """Only `enabled` changes; the retry tick sends the unREGISTER."""
+    agent_id, registrant = registered
+    agent = fake.agents[agent_id]
+    registrant.set_behaviour(agent, "errors", 1_000_000.0)
+    assert at(fake, agent_id, 1_003_401.0) == "REGISTRAR_ERROR_STATE"
+    registrant.disable(agent, 1_003_410.0)
+    assert (agent.state, agent.enabled) == ("REGISTRAR_ERROR_STATE", False)
+    registrant.set_behaviour(agent, "answers", 1_003_411.0)
+    retry = registrant.next_tick(1_003_400 + 3600 - TIMER - 0.001)
+    assert at(fake, agent_id, retry + 0.2) == "NOT_REGISTERED_STATE"
+
+
+def test_a_reload_recreates_what_is_not_registered(
+    fake: FakeTelzino, registered: tuple[str, Registrant]
+) -> None:
+    """A failed registration becomes NOT_REGISTERED and registers at its next tick."""
+    agent_id, registrant = registered
+    agent = fake.agents[agent_id]
+    registrant.reload(agent, 1_000_050.0)
+    assert agent.state == "REGISTERED_STATE"  # kept
+    registrant.set_behaviour(agent, "errors", 1_000_050.0)
+    assert at(fake, agent_id, 1_003_401.0) == "REGISTRAR_ERROR_STATE"
+    registrant.set_behaviour(agent, "answers", 1_003_410.0)
+    registrant.reload(agent, 1_003_420.0)
+    assert (agent.state, agent.last_register_sent) == ("NOT_REGISTERED_STATE", None)
+    assert at(fake, agent_id, 1_003_500.2) == "REGISTERED_STATE"
+
+
+def test_expires_can_report_the_binding_expiry(
     fake: FakeTelzino, clock: FakeClock
 ) -> None:
-    """Telzino may show OpenSIPS' refresh point instead of the binding's expiry."""
+    """Telzino may show the binding's expiry instead of OpenSIPS' registration_t_out."""
     clock.now = 1_000_000.0
     agent = fake.add_agent("Front desk")
-    fake.simulate(agent.id, timer_interval=TIMER, expires_reports="refresh_point")
-    assert agent.expires == 1_000_000.0 + 0.1 + 3600 - TIMER
+    fake.simulate(agent.id, timer_interval=TIMER, expires_reports="binding")
+    assert agent.expires == 1_000_000.0 + 0.1 + 3600
+    agent = fake.add_agent("Sales line")
+    fake.simulate(agent.id, timer_interval=TIMER)
+    assert agent.expires == 1_000_000 + 3600 - TIMER
 
 
 async def test_the_status_endpoint_and_the_control_api_drive_the_model(
@@ -148,7 +516,7 @@ async def test_the_status_endpoint_and_the_control_api_drive_the_model(
         ) as response:
             assert response.status == 404
 
-        clock.now = 1_003_600.0 + TRANSACTION_TIMEOUT + 1
+        clock.now = 1_003_400.0 + TRANSACTION_TIMEOUT + 1
         async with session.get(
             f"{fake_url}/v1/agents/{agent.id}/sip/registration/status",
             headers={"Authorization": f"Bearer {token}"},
@@ -158,7 +526,8 @@ async def test_the_status_endpoint_and_the_control_api_drive_the_model(
         assert data["isRegistered"] is False
 
         async with session.post(control, json={"action": "disable"}) as response:
-            assert (await response.json())["state"] == "AUTHENTICATING_UNREGISTER_STATE"
+            body = await response.json()
+        assert (body["state"], body["enabled"]) == ("REGISTER_TIMEOUT_STATE", False)
 
 
 async def test_attaching_with_unknown_parameters_is_refused(
@@ -180,8 +549,8 @@ def test_setting_a_state_by_hand_takes_over_from_the_model(
 ) -> None:
     """set_state clears what the model had scheduled; it goes on from there."""
     agent_id, registrant = registered
-    assert at(fake, agent_id, 1_003_600.0) == "REGISTERING_STATE"
+    assert at(fake, agent_id, 1_003_400.0) == "REGISTERING_STATE"
     fake.set_state(agent_id, "REGISTRAR_ERROR_STATE")
     assert registrant.pending == []
-    assert at(fake, agent_id, 1_003_650.0) == "REGISTRAR_ERROR_STATE"
-    assert at(fake, agent_id, 1_003_700.2) == "REGISTERED_STATE"
+    assert at(fake, agent_id, 1_003_450.0) == "REGISTRAR_ERROR_STATE"
+    assert at(fake, agent_id, 1_003_400 + 3600 - TIMER + 0.2) == "REGISTERED_STATE"

@@ -5,6 +5,7 @@ loss, and a loss that began while Home Assistant was stopped is reported once.
 """
 
 from datetime import timedelta
+import time
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
@@ -36,11 +37,17 @@ def events(hass: HomeAssistant, seen: list[str]) -> list[str]:
 async def registered_for_an_hour(
     hass: HomeAssistant, fake: FakeTelzino, fake_url: str
 ) -> None:
-    """Set up Front desk registered, its binding expiring in an hour of HA's time."""
-    fake.add_agent(
-        "Front desk", FRONT_DESK, expires=dt_util.utcnow().timestamp() + 3600
-    )
+    """Set up Front desk registered, on Home Assistant's (frozen) clock."""
+    fake.clock = time.time
+    fake.add_agent("Front desk", FRONT_DESK)
     await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+
+
+def refresh_sent(fake: FakeTelzino, state: str, seconds_before_poll: float) -> None:
+    """Put Front desk in `state`, its REGISTER sent that long before the next poll."""
+    fake.set_state(
+        FRONT_DESK, state, last_register_sent=time.time() + 60 - seconds_before_poll
+    )
 
 
 async def test_a_refresh_in_progress_is_not_a_loss(
@@ -49,17 +56,17 @@ async def test_a_refresh_in_progress_is_not_a_loss(
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Registering again before the binding expires keeps Registered on, no event.
+    """A refresh not yet answered keeps Registered on, with no event.
 
     The state sensor still shows what the API says.
     """
     await registered_for_an_hour(hass, fake, fake_url)
     seen: list[str] = []
-    fake.set_state(FRONT_DESK, "REGISTERING_STATE")
+    refresh_sent(fake, "REGISTERING_STATE", 20)
     await poll(hass, freezer)
     assert hass.states.get(REGISTERED).state == STATE_ON
     assert hass.states.get(STATE).state == "registering"
-    fake.set_state(FRONT_DESK, "AUTHENTICATING_STATE")
+    refresh_sent(fake, "AUTHENTICATING_STATE", 30)
     await poll(hass, freezer)
     assert hass.states.get(REGISTERED).state == STATE_ON
     fake.set_state(FRONT_DESK, "REGISTERED_STATE")
@@ -68,38 +75,33 @@ async def test_a_refresh_in_progress_is_not_a_loss(
     assert events(hass, seen) == []
 
 
-async def test_a_refresh_past_the_binding_expiry_is_a_loss(
+async def test_a_refresh_unanswered_past_its_transaction_is_a_loss(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Once the old binding has expired, a registration still pending is lost."""
+    """Still pending 35 s after its REGISTER (a transaction times out at 30 s): lost."""
     await registered_for_an_hour(hass, fake, fake_url)
     seen: list[str] = []
-    fake.set_state(FRONT_DESK, "REGISTERING_STATE")
+    refresh_sent(fake, "REGISTERING_STATE", 34)
     await poll(hass, freezer)
     assert hass.states.get(REGISTERED).state == STATE_ON
-    # Past the expiry, a reply may still come within the SIP transaction time.
-    await poll(hass, freezer, 3600 - 60 + 20)
-    assert hass.states.get(REGISTERED).state == STATE_ON
-    await poll(hass, freezer, 20)
+    await poll(hass, freezer)
     assert hass.states.get(REGISTERED).state == STATE_OFF
     assert events(hass, seen) == ["lost"]
 
 
-async def test_a_refresh_of_a_binding_without_expiry_has_a_grace_period(
+async def test_a_refresh_without_its_register_time_has_a_grace_period(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Without an expiry from the API, a refresh counts as one for five minutes."""
-    fake.add_agent("Front desk", FRONT_DESK)
-    fake.set_state(FRONT_DESK, "REGISTERED_STATE", expires=None)
-    await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    """Without lastRegisterSent, a refresh counts as one for five minutes."""
+    await registered_for_an_hour(hass, fake, fake_url)
     seen: list[str] = []
-    fake.set_state(FRONT_DESK, "REGISTERING_STATE")
+    fake.set_state(FRONT_DESK, "REGISTERING_STATE", last_register_sent=None)
     await poll(hass, freezer, 60)
     assert hass.states.get(REGISTERED).state == STATE_ON
     await poll(hass, freezer, 180)

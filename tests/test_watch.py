@@ -10,7 +10,7 @@ import itertools
 import time
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
@@ -20,11 +20,12 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.telzino.api import RegistrationState, RegistrationStatus
-from custom_components.telzino.watch import RefreshWatch
+from custom_components.telzino.watch import RefreshWatch, _timer_of
 from scripts.fake_telzino import FRONT_DESK, STATUS, FakeTelzino, Registrant
 from tests.common import make_entry, setup_entry
 
 REGISTERED = "binary_sensor.front_desk_registered"
+NEXT_ATTEMPT = "sensor.front_desk_next_registration_attempt"
 TIMER = 100.0
 START = 1_795_800_030.0
 
@@ -185,26 +186,63 @@ async def test_no_watch_without_a_trustworthy_expiry(
     assert entry.runtime_data.watch.polls == 0
 
 
-async def test_a_refresh_reported_by_its_refresh_point_is_learned(
+@pytest.mark.parametrize(
+    "registrant",
+    [
+        # expires = the binding's expiry, T + E (the other reading).
+        {"expires_reports": "binding"},
+        # OpenSIPS 3.x: the refresh within the last TI before expiry.
+        {"release": "3.x"},
+        # A 200 OK in the second after its tick's: the refresh flips to the
+        # next tick, a whole TI later (E - TI after the last one).
+        {"phase": 0.999},
+    ],
+    ids=["binding_expiry", "opensips_3", "flipped_tick"],
+)
+async def test_a_rejection_at_any_candidate_tick_shows_within_seconds(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
+    registrant: dict[str, object],
 ) -> None:
-    """When `expires` is the refresh point, the period between refreshes is learned.
-
-    From the third refresh on, a rejection shows within seconds.
-    """
-    _, model = await setup_simulated(
-        hass, fake, fake_url, freezer, expires_reports="refresh_point"
-    )
-    for _ in range(2):
-        await run_for(hass, freezer, seconds_until_refresh(model) + 10)
+    """Whatever `expires` means and whichever tick refreshes: seen within 9 s."""
+    _, model = await setup_simulated(hass, fake, fake_url, freezer, **registrant)
     model.set_behaviour(fake.agents[FRONT_DESK], "rejects", time.time())
     await run_for(hass, freezer, seconds_until_refresh(model) - 1)
     assert hass.states.get(REGISTERED).state == STATE_ON
     await run_for(hass, freezer, 9)
     assert hass.states.get(REGISTERED).state == STATE_OFF
+
+
+async def test_a_failed_registration_is_not_looked_at_before_its_retry(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """No looks for E - TI after a failure; the retry's success shows within seconds.
+
+    The registrar is back a minute after the failure: OpenSIPS retries only
+    at its threshold, and Next registration attempt says when.
+    """
+    entry, model = await setup_simulated(hass, fake, fake_url, freezer)
+    agent = fake.agents[FRONT_DESK]
+    model.set_behaviour(agent, "errors", time.time())
+    await run_for(hass, freezer, seconds_until_refresh(model) + 9)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    model.set_behaviour(agent, "answers", time.time() + 60)
+    retry = model.next_tick(model.registration_t_out - 0.001)  # type: ignore[operator]
+    assert dt_util.parse_datetime(
+        hass.states.get(NEXT_ATTEMPT).state
+    ) == datetime.fromtimestamp(retry, UTC)
+    looks = entry.runtime_data.watch.polls
+    await run_for(hass, freezer, int(retry - time.time()) - 1)
+    assert entry.runtime_data.watch.polls == looks  # nothing to look at
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    await run_for(hass, freezer, 6)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    assert hass.states.get(NEXT_ATTEMPT).state == STATE_UNKNOWN
 
 
 def reading(
@@ -230,7 +268,7 @@ def reading(
 
 
 async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
-    """Offsets and periods are learned only within bounds; pauses delay looks."""
+    """Looks at the candidate ticks; the timer is learned from REGISTER gaps."""
     looked: list[str] = []
 
     async def poll_agent(agent_id: str) -> None:
@@ -239,35 +277,102 @@ async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
     watch = RefreshWatch(hass, poll_agent)
     now = dt_util.utcnow()
     agent = watch._agents  # what it knows, per agent
-    watch.observe("a", reading(now, sent=-100, expires=3500), now)
-    assert agent["a"].cancel is not None  # a look planned at the expiry
-    # A refresh an hour later: period and offset learned.
-    later = now + timedelta(hours=1)
-    watch.observe("a", reading(later, sent=0, expires=3600), later)
-    assert agent["a"].period == timedelta(seconds=3600 + 100)
-    assert agent["a"].offset == timedelta(seconds=100)
-    # A refresh far from the expiry and after an absurd period: nothing learned.
-    much_later = later + timedelta(days=3)
-    watch.observe("a", reading(much_later, sent=0, expires=None), much_later)
-    assert agent["a"].period == timedelta(seconds=3600 + 100)
-    assert agent["a"].offset == timedelta(seconds=100)
-    assert agent["a"].cancel is None  # no expiry: interval polling only
-    # Without a lifetime from the API, an expiry up to a day ahead is trusted.
-    watch.observe("b", reading(now, expires=80_000, interval=None), now)
-    assert agent["b"].expires is not None
+    second = timedelta(seconds=1)
+    # Registered at a tick just now, binding for an hour: the first candidate
+    # tick is 2 TI (the default 100 s) before the expiry.
+    watch.observe("a", reading(now, sent=0, expires=3600), now)
+    assert agent["a"].planned == now + timedelta(seconds=3400) + 4 * second
+    assert agent["a"].timer == timedelta(seconds=100)
+    # Nothing new at that look: the next tick, and so on up to expires + TI.
+    then = now + timedelta(seconds=3404)
+    watch.observe("a", reading(now, sent=0, expires=3600), then)
+    assert agent["a"].planned == now + timedelta(seconds=3504)
+    watch.observe(
+        "a", reading(now, sent=0, expires=3600), now + timedelta(seconds=3704)
+    )
+    assert agent["a"].planned is None  # past the window: interval polls only
+    # Refreshes of a 60 s registration 40 s, then 50 s apart: a 10 s timer.
+    for sent in (0, 40, 90):
+        short = reading(now, sent=sent, expires=sent + 50, interval=60)
+        watch.observe("s", short, now + timedelta(seconds=sent))
+    assert agent["s"].timer == timedelta(seconds=10)
+    # A failed agent with a retry threshold in `expires`: no look before it.
+    failed = reading(
+        now, state=RegistrationState.REGISTER_TIMEOUT, sent=0, expires=3500
+    )
+    watch.observe("f", failed, now + timedelta(seconds=31))
+    assert watch.next_attempt("f") == now + timedelta(seconds=3500)
+    assert agent["f"].planned == now + timedelta(seconds=3504)
+    # Still failed after that look, with no new REGISTER: no more looks.
+    watch.observe("f", failed, now + timedelta(seconds=3504))
+    assert agent["f"].planned is None
+    # Without it: the failure + E - TI, on the agent's ticks.
+    failed = reading(
+        now, state=RegistrationState.REGISTER_TIMEOUT, sent=0, expires=None
+    )
+    watch.observe("g", failed, now + timedelta(seconds=31))
+    assert watch.next_attempt("g") == now + timedelta(seconds=3600)
+    assert watch.next_attempt("unknown") is None
+    # Nor when neither is known; and an agent never registered is not watched.
+    unknowable = reading(
+        now, state=RegistrationState.REGISTER_TIMEOUT, expires=None, interval=None
+    )
+    watch.observe("u", unknowable, now)
+    assert watch.next_attempt("u") is None
+    watch.observe("v", reading(now, sent=None), now)
+    assert agent["v"].planned is None
+    # One gap: the default if it fits, else (E - gap) / 2; a gap off the
+    # pattern (after an enable) is outvoted; nonsense keeps the default.
+    assert _timer_of((3400,), 3600) == 100
+    assert _timer_of((80,), 120) == 20
+    assert _timer_of((3400, 3437, 3400), 3600) == 100
+    assert _timer_of((3400, 3500), 3600) == 100
+    assert _timer_of((5,), 3600) == 100
+    assert _timer_of((3400, 3407), 3600) == 100
+    assert _timer_of((3400,), None) == 100
+    # A pending REGISTER: look once its transaction has timed out.
+    pending = reading(now, state=RegistrationState.REGISTERING, sent=0)
+    watch.observe("p", pending, now + timedelta(seconds=1))
+    assert agent["p"].planned == now + timedelta(seconds=33)
+    # Still pending after its transaction: left to the interval polls.
+    watch.observe("p", pending, now + timedelta(seconds=33))
+    assert agent["p"].planned is None
+    # An expiry implausibly far ahead, or none: no watch.
+    watch.observe("b", reading(now, expires=80_000), now)
+    assert agent["b"].planned is None
+    watch.observe("n", reading(now, expires=80_000, interval=None), now)
+    assert agent["n"].planned is not None  # within a day: trusted
     # A pause moves planned looks behind it.
     watch.pause(now + timedelta(days=2))
-    watch.observe("b", reading(now, expires=80_000, interval=None), now)
-    watch.retain(["b"])
-    assert set(agent) == {"b"}
+    watch.observe("n", reading(now, expires=80_000, interval=None), now)
+    assert agent["n"].planned == now + timedelta(days=2)
+    watch.retain(["n"])
+    assert set(agent) == {"n"}
     watch.stop()
-    assert agent["b"].cancel is None
+    assert agent["n"].cancel is None
     # A look due just before the next interval poll is left to that poll.
     fresh = RefreshWatch(hass, poll_agent)
-    fresh.next_interval_poll = now + timedelta(seconds=3600 + 3 + 2)
+    fresh.next_interval_poll = now + timedelta(seconds=3400 + 4 + 2)
     fresh.observe("c", reading(now, sent=0, expires=3600), now)
     assert fresh._agents["c"].cancel is None
     assert looked == []
+
+
+async def test_without_the_watch_the_next_attempt_assumes_the_default_timer(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """With the watch off, Next registration attempt still says when OpenSIPS retries."""
+    _, model = await setup_simulated(hass, fake, fake_url, freezer, watch=False)
+    model.set_behaviour(fake.agents[FRONT_DESK], "errors", time.time())
+    await run_for(hass, freezer, seconds_until_refresh(model) + 60)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    retry = model.next_tick(model.registration_t_out - 0.001)  # type: ignore[operator]
+    assert dt_util.parse_datetime(
+        hass.states.get(NEXT_ATTEMPT).state
+    ) == datetime.fromtimestamp(retry, UTC)
 
 
 async def test_a_failed_look_changes_nothing_and_looks_again(

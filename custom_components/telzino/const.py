@@ -31,14 +31,14 @@ MAX_SCAN_INTERVAL: Final = 3600
 # Names change rarely; the agent list is re-read at most this often.
 AGENT_LIST_REFRESH: Final = timedelta(hours=1)
 
-# A refresh of a binding whose expiry the API did not give counts as a refresh
-# (not a loss) at most this long after the last successful REGISTER was seen.
-REFRESH_GRACE: Final = timedelta(minutes=5)
-# OpenSIPS refreshes a binding at most one timer interval before it expires,
-# often a moment before; a refresh in progress counts as one until its SIP
-# transaction would have timed out (32 s) past the old binding's expiry, give
-# or take the API's whole-second expiry: 35 s.
+# OpenSIPS refreshes a binding 1 to 2 timer intervals (100 s each by default)
+# before it expires; the refresh is answered, or times out, within a SIP
+# transaction (30 s). So a refresh in progress counts as one (not a loss) until
+# 35 s after its REGISTER was sent (lastRegisterSent, whole seconds) ...
 REFRESH_REPLY_GRACE: Final = timedelta(seconds=35)
+# ... or, when the API gives no lastRegisterSent, until this long after the
+# agent was last seen registered.
+REFRESH_GRACE: Final = timedelta(minutes=5)
 
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"

@@ -41,7 +41,7 @@ from .const import (
     REFRESH_REPLY_GRACE,
 )
 from .history import Reading, TelzinoHistory
-from .watch import RefreshWatch
+from .watch import DEFAULT_TIMER, RefreshWatch, next_attempt
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 
@@ -50,14 +50,6 @@ type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 REFRESH_STATES: Final = frozenset(
     {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """The binding of an agent's last successful REGISTER, as last seen."""
-
-    expires: datetime | None
-    seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +84,8 @@ class AgentData:
     status: RegistrationStatus | None
     error: StatusError | None = None
     # What "Registered" means: the agent receives calls now. True while
-    # registered, and during a refresh while the previous binding holds.
+    # registered, and during a refresh until its REGISTER is answered or has
+    # timed out.
     can_receive_calls: bool = False
 
     @property
@@ -143,7 +136,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._agents_listed_at: datetime | None = None
         self._rate_limit_streak = 0
         self._agents_unavailable: set[str] = set()
-        self._bindings: dict[str, Binding] = {}
+        # When each agent was last seen registered: a REGISTERING after it is
+        # a refresh, not a loss.
+        self._registered_at: dict[str, datetime] = {}
         # Extra single-agent polls around predicted refreshes (an option).
         self.watch: RefreshWatch | None = (
             RefreshWatch(hass, self._async_poll_agent)
@@ -193,8 +188,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             agent = data[agent_id] = self._agent_data(agent_id, result, now, before)
             if agent is not before:
                 changed[agent_id] = agent
-        for agent_id in self._bindings.keys() - results.keys():
-            del self._bindings[agent_id]
+        for agent_id in self._registered_at.keys() - results.keys():
+            del self._registered_at[agent_id]
         if self.watch is not None:
             self.watch.next_interval_poll = now + self.scan_interval
             self.watch.retain(data.keys())
@@ -256,6 +251,18 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             self.history.record_unobserved()
         super().async_update_listeners()
 
+    def next_attempt(
+        self, agent_id: str, status: RegistrationStatus
+    ) -> datetime | None:
+        """When OpenSIPS will next try to register a failed agent, if known.
+
+        From the refresh watch, which learns each agent's timer; without it,
+        with OpenSIPS' default timer.
+        """
+        if self.watch is not None:
+            return self.watch.next_attempt(agent_id)
+        return next_attempt(status, timedelta(seconds=DEFAULT_TIMER), dt_util.utcnow())
+
     @override
     async def async_shutdown(self) -> None:
         """Cancel the refresh watch with the interval polls."""
@@ -300,20 +307,19 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
     ) -> bool:
         """Tell whether the agent receives calls: registered, or refreshing in time."""
         if status.is_registered:
-            self._bindings[agent_id] = Binding(status.expires, now)
+            self._registered_at[agent_id] = now
             return True
-        if status.state in REFRESH_STATES:
-            binding = self._bindings.get(agent_id)
-            expires = binding.expires if binding else status.expires
-            if expires is not None and now < expires + REFRESH_REPLY_GRACE:
+        if status.state in REFRESH_STATES and (
+            seen := self._registered_at.get(agent_id)
+        ):
+            # A refresh of a binding seen registered: it is answered, or times
+            # out, within a SIP transaction of its REGISTER.
+            sent = status.last_register_sent
+            if sent is not None and now < sent + REFRESH_REPLY_GRACE:
                 return True
-            if (
-                expires is None
-                and binding is not None
-                and now - binding.seen_at < REFRESH_GRACE
-            ):
+            if sent is None and now - seen < REFRESH_GRACE:
                 return True
-        self._bindings.pop(agent_id, None)
+        self._registered_at.pop(agent_id, None)
         return False
 
     def _agent_name(self, agent_id: str) -> str:

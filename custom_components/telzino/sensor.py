@@ -18,7 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
-from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import REFRESH_STATES, TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
 from .history import DAY, AgentHistory
 
@@ -45,7 +45,13 @@ SENSORS: tuple[TelzinoSensorEntityDescription, ...] = (
         key="registration_expires",
         translation_key="registration_expires",
         device_class=SensorDeviceClass.TIMESTAMP,
-        value_fn=lambda status: status.expires,
+        # Only a binding expires: for a failed agent the API's expires may be
+        # OpenSIPS' retry threshold, in the future (Next registration attempt).
+        value_fn=lambda status: (
+            status.expires
+            if status.is_registered or status.state in REFRESH_STATES
+            else None
+        ),
     ),
     TelzinoSensorEntityDescription(
         key="last_register_sent",
@@ -141,6 +147,13 @@ HISTORY_SENSORS: tuple[TelzinoHistorySensorEntityDescription, ...] = (
 )
 
 
+NEXT_ATTEMPT = SensorEntityDescription(
+    key="next_registration_attempt",
+    translation_key="next_registration_attempt",
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: TelzinoConfigEntry,
@@ -151,6 +164,7 @@ async def async_setup_entry(
     def create(coordinator: TelzinoCoordinator, agent_id: str) -> list[Entity]:
         return [
             *(TelzinoSensor(coordinator, agent_id, desc) for desc in SENSORS),
+            TelzinoNextAttemptSensor(coordinator, agent_id, NEXT_ATTEMPT),
             *(
                 TelzinoHistorySensor(coordinator, agent_id, desc)
                 for desc in HISTORY_SENSORS
@@ -171,6 +185,21 @@ class TelzinoSensor(TelzinoEntity, SensorEntity):
         """Return the value from the last poll."""
         status = self.status
         return self.entity_description.value_fn(status) if status else None
+
+
+class TelzinoNextAttemptSensor(TelzinoEntity, SensorEntity):
+    """When OpenSIPS will next try to register a failed agent.
+
+    OpenSIPS retries a failed registration only at its retry threshold, about
+    an hour later with the defaults, even when the registrar is back sooner.
+    """
+
+    @property
+    @override
+    def native_value(self) -> datetime | None:
+        """Return the next attempt, unknown while registered."""
+        status = self.status
+        return self.coordinator.next_attempt(self.agent_id, status) if status else None
 
 
 class TelzinoHistorySensor(TelzinoEntity, SensorEntity):

@@ -1,20 +1,32 @@
-"""Expiry-aware polling: look at an agent right after its registration refresh.
+"""Refresh watch: look at an agent at the ticks its registration may refresh.
 
-OpenSIPS refreshes a registration at the first tick of its timer after the
-refresh point, shortly before the binding expires, and most losses (PBX down,
-password changed, registrar errors) appear at that moment. The API's
-`lastRegisterSent` is the tick that sent the last REGISTER, so once one refresh
-has been seen, the offset between `expires` and the refresh is known and the
-next one is predicted to the second. A watch then costs one request just after
-the predicted refresh, and one more after the SIP transaction timeout if the
-reply is still pending, instead of polling fast all the time.
+OpenSIPS' uac_registrant (measured on the real module, see the README) sends
+every REGISTER at a tick of its timer, once every `timer_interval` (TI, 100 s
+by default) per registration, so an agent's ticks are its `lastRegisterSent`
+plus whole TIs. A registered binding is refreshed at the first tick at or
+after a threshold: T + E - 2 TI on OpenSIPS 4.x (between 2 TI and TI before
+the binding expires; the timer's drift makes it flip between two ticks), T + E
+- TI on 3.x. The API's `expires` is either the binding's expiry (T + E) or
+OpenSIPS' `registration_t_out` (T + E - TI); Telzino does not say which. So
+the refresh comes at one of the agent's ticks between `expires` - 2 TI and
+`expires` + TI, and most losses (PBX down, password changed, registrar errors)
+show at that moment.
+
+The watch looks at each of those ticks, a few seconds after it, until the
+agent's `lastRegisterSent` moves; after a REGISTER that is still unanswered,
+once its SIP transaction has timed out (30 s). A failed registration is not
+retried before its retry threshold (about E - TI later), so the watch does not
+look at it until then. TI is learned from the gaps between an agent's
+refreshes; until one is seen, the module's default is assumed.
 """
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Final, cast
+import math
+from typing import Final
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_point_in_utc_time
@@ -23,25 +35,35 @@ from .api import RegistrationState, RegistrationStatus
 
 # Never look at one agent more often than this.
 MIN_SPACING: Final = timedelta(seconds=5)
-# After the predicted REGISTER: time for the registrar's reply to arrive.
+# After a tick: its second, the timer's drift (up to 0.5 s) and time for the
+# registrar's reply to arrive.
 REPLY_MARGIN: Final = timedelta(seconds=3)
-# A SIP transaction without a reply gives up after 32 s (64 x T1).
-TRANSACTION_TIMEOUT: Final = timedelta(seconds=32)
-# When the refresh is later than predicted: look again this often, this many times.
-PROBE_STEP: Final = timedelta(seconds=10)
-MAX_PROBES: Final = 3
-# Refreshes happen within [expires - 2 x timer, expires + timer] (timer 100 s
-# by default); offsets outside a generous band are not learned.
-MAX_OFFSET: Final = timedelta(minutes=10)
+TICK_SLACK: Final = timedelta(seconds=1)
+# OpenSIPS gives up on an unanswered REGISTER after 30 s (measured 29.6-30.7 s).
+TRANSACTION_TIMEOUT: Final = timedelta(seconds=30)
+# uac_registrant's default timer_interval, and what a learned one may be.
+DEFAULT_TIMER: Final = 100
+MIN_TIMER: Final = 10
+MAX_TIMER: Final = 600
+# REGISTER gaps kept per agent to learn its timer from.
+GAPS_KEPT: Final = 4
 # An expiry further ahead than this (or with no lifetime known, than a day) is
 # not trusted: the watch falls back to plain interval polling.
 EXPIRY_HORIZON_FACTOR: Final = 2
 DEFAULT_HORIZON: Final = timedelta(days=1)
-# Built once: the comparisons with it run for every agent at every poll.
-_ZERO: Final = timedelta()
+# Looks after a failed look, one transaction timeout apart.
+MAX_PROBES: Final = 3
 
 PENDING_STATES: Final = frozenset(
     {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
+)
+FAILED_STATES: Final = frozenset(
+    {
+        RegistrationState.REGISTER_TIMEOUT,
+        RegistrationState.INTERNAL_ERROR,
+        RegistrationState.WRONG_CREDENTIALS,
+        RegistrationState.REGISTRAR_ERROR,
+    }
 )
 
 
@@ -50,18 +72,25 @@ class _AgentWatch:
     """What the watch knows of one agent."""
 
     last_register_sent: datetime | None = None
-    expires: datetime | None = None
     registered: bool = False
-    # Learned: refresh time - expires, and the time between two refreshes.
-    offset: timedelta | None = None
-    period: timedelta | None = None
+    # The registration's lifetime E, and the seconds between its last refreshes
+    # (REGISTERs of a registered binding): E - 2 TI or E - TI (3.x: E - TI or E).
+    lifetime: int | None = None
+    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=GAPS_KEPT))
+    # When OpenSIPS will next send a REGISTER for a failed registration.
+    next_attempt: datetime | None = None
     probes: int = 0
     planned: datetime | None = None
     cancel: CALLBACK_TYPE | None = None
 
+    @property
+    def timer(self) -> timedelta:
+        """The agent's timer_interval: learned from its refreshes, else the default."""
+        return timedelta(seconds=_timer_of(tuple(self.gaps), self.lifetime))
+
 
 class RefreshWatch:
-    """Schedules single-agent polls around each agent's predicted refresh."""
+    """Schedules single-agent looks at the ticks where a refresh may come."""
 
     def __init__(
         self, hass: HomeAssistant, poll_agent: Callable[[str], Awaitable[None]]
@@ -81,27 +110,36 @@ class RefreshWatch:
         self, agent_id: str, status: RegistrationStatus | None, now: datetime
     ) -> None:
         """Learn from a reading of any source and plan the agent's next look."""
-        # Every poll observes every agent: no new object for a known one.
         if (watch := self._agents.get(agent_id)) is None:
             watch = self._agents[agent_id] = _AgentWatch()
         if status is None:
             self._cancel(watch)
             return
-        refreshed = (
-            status.last_register_sent is not None
-            and status.last_register_sent != watch.last_register_sent
-        )
-        if refreshed and watch.last_register_sent is not None and watch.registered:
-            self._learn(watch, status)
-        if refreshed:
+        sent = status.last_register_sent
+        if sent is not None and sent != watch.last_register_sent:
+            if (
+                watch.registered
+                and watch.last_register_sent is not None
+                and sent > watch.last_register_sent
+            ):
+                # A refresh of the binding the last REGISTER made.
+                watch.gaps.append(
+                    round((sent - watch.last_register_sent).total_seconds())
+                )
+            watch.last_register_sent = sent
             watch.probes = 0
-        watch.last_register_sent = status.last_register_sent
         watch.registered = status.is_registered
-        watch.expires = self._trusted_expiry(status, now)
-        when = self._next_look(watch, status, refreshed, now)
+        watch.lifetime = status.registration_interval
+        watch.next_attempt = next_attempt(status, watch.timer, now)
+        when = self._next_look(watch, status, now)
         self._plan(
             agent_id, watch, None if when is None else max(when, now + MIN_SPACING)
         )
+
+    def next_attempt(self, agent_id: str) -> datetime | None:
+        """When OpenSIPS will next try to register a failed agent, if known."""
+        watch = self._agents.get(agent_id)
+        return None if watch is None else watch.next_attempt
 
     def retry(self, agent_id: str, now: datetime) -> None:
         """Look once more after a look failed (the API did not answer).
@@ -133,55 +171,49 @@ class RefreshWatch:
         for watch in self._agents.values():
             self._cancel(watch)
 
-    def _learn(self, watch: _AgentWatch, status: RegistrationStatus) -> None:
-        """Learn from a refresh of a registered binding, as seen now."""
-        sent = cast("datetime", status.last_register_sent)
-        if watch.expires is not None and abs(sent - watch.expires) <= MAX_OFFSET:
-            watch.offset = sent - watch.expires
-        period = sent - cast("datetime", watch.last_register_sent)
-        if _ZERO < period <= self._horizon(status):
-            watch.period = period
-
     def _next_look(
-        self,
-        watch: _AgentWatch,
-        status: RegistrationStatus,
-        refreshed: bool,
-        now: datetime,
+        self, watch: _AgentWatch, status: RegistrationStatus, now: datetime
     ) -> datetime | None:
-        if status.state in PENDING_STATES and status.last_register_sent is not None:
-            # Reply pending: look once the transaction has timed out.
-            return status.last_register_sent + TRANSACTION_TIMEOUT + REPLY_MARGIN
-        if not status.is_registered or watch.expires is None:
-            # Lost, disabled or without a usable expiry: interval polling only.
+        sent = watch.last_register_sent
+        if sent is None:
             return None
-        if watch.period is not None and status.last_register_sent is not None:
-            # Ticks are periodic: the next refresh is one period after this one.
-            predicted = status.last_register_sent + watch.period
-        else:
-            predicted = watch.expires + (watch.offset or _ZERO)
-        if predicted + REPLY_MARGIN > now:
-            return predicted + REPLY_MARGIN
-        if not refreshed and watch.probes < MAX_PROBES:
-            # Due, but no REGISTER yet: a little later than predicted.
-            watch.probes += 1
-            return now + PROBE_STEP
-        return None
+        if status.state in PENDING_STATES:
+            # Reply pending: look once the transaction has timed out (once:
+            # a state that outlasts it is left to the interval polls).
+            return _unless_past(sent + TRANSACTION_TIMEOUT + REPLY_MARGIN, now)
+        if status.state in FAILED_STATES:
+            # Not retried before its threshold: look just after that attempt.
+            if watch.next_attempt is None:
+                return None
+            return _unless_past(watch.next_attempt + TICK_SLACK + REPLY_MARGIN, now)
+        if not status.is_registered:
+            return None
+        expires = self._trusted_expiry(status, now)
+        if expires is None:
+            return None
+        timer = watch.timer
+        # The refresh is at one of the agent's ticks in this window (see the
+        # module docstring), whichever release and reading of `expires`.
+        # A tick less than REPLY_MARGIN ago has been looked at, by this look or
+        # a poll.
+        first = max(expires - 2 * timer - TICK_SLACK, now - REPLY_MARGIN)
+        tick = _tick_at_or_after(sent, timer, first)
+        if tick > expires + timer + TICK_SLACK:
+            return None  # past the window: the interval polls will tell
+        return tick + TICK_SLACK + REPLY_MARGIN
 
     def _trusted_expiry(
         self, status: RegistrationStatus, now: datetime
     ) -> datetime | None:
         expires = status.expires
-        if expires is None or expires <= now - MAX_OFFSET:
+        horizon = (
+            timedelta(seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR)
+            if status.registration_interval
+            else DEFAULT_HORIZON
+        )
+        if expires is None or expires <= now - horizon or expires - now > horizon:
             return None
-        return expires if expires - now <= self._horizon(status) else None
-
-    @staticmethod
-    def _horizon(status: RegistrationStatus) -> timedelta:
-        """How far ahead an expiry or a refresh period is plausible."""
-        if status.registration_interval:
-            return _horizon_of(status.registration_interval)
-        return DEFAULT_HORIZON
+        return expires
 
     def _plan(self, agent_id: str, watch: _AgentWatch, when: datetime | None) -> None:
         """Plan the agent's next look; an unchanged plan keeps its timer."""
@@ -190,7 +222,7 @@ class RefreshWatch:
         if (
             when is not None
             and self.next_interval_poll is not None
-            and _ZERO <= self.next_interval_poll - when < MIN_SPACING
+            and timedelta() <= self.next_interval_poll - when < MIN_SPACING
         ):
             # The interval poll looks a moment later; it plans the next look.
             when = None
@@ -219,7 +251,63 @@ class RefreshWatch:
         watch.planned = None
 
 
-@lru_cache(maxsize=64)
-def _horizon_of(registration_interval: int) -> timedelta:
-    # Agents share a handful of registration intervals.
-    return timedelta(seconds=registration_interval * EXPIRY_HORIZON_FACTOR)
+def next_attempt(
+    status: RegistrationStatus, timer: timedelta, now: datetime
+) -> datetime | None:
+    """Return when OpenSIPS will next try to register a failed registration.
+
+    The first tick at or after its retry threshold: `expires` when the API
+    shows OpenSIPS' registration_t_out there, else the failure + E - TI. None
+    for an agent that is not failed, or disabled, or when it cannot be known.
+    """
+    sent = status.last_register_sent
+    if status.state not in FAILED_STATES or sent is None or status.enabled is False:
+        return None
+    if status.expires is not None and status.expires > sent:
+        threshold = status.expires
+    elif status.registration_interval:
+        failed = sent + (
+            TRANSACTION_TIMEOUT
+            if status.state is RegistrationState.REGISTER_TIMEOUT
+            else timedelta()
+        )
+        threshold = failed + timedelta(seconds=status.registration_interval) - timer
+    else:
+        return None
+    attempt = _tick_at_or_after(sent, timer, threshold - TICK_SLACK)
+    return attempt if attempt > now - timer else None
+
+
+def _unless_past(when: datetime, now: datetime) -> datetime | None:
+    return when if when > now else None
+
+
+def _tick_at_or_after(tick: datetime, timer: timedelta, when: datetime) -> datetime:
+    """Return the first of the ticks `tick + k x timer` at or after `when`."""
+    periods = math.ceil((when - tick) / timer)
+    return tick + periods * timer
+
+
+@lru_cache(maxsize=256)
+def _timer_of(gaps: tuple[int, ...], lifetime: int | None) -> int:
+    """Return the timer interval the refresh gaps show; else the default.
+
+    Refreshes are E - 2 TI or E - TI apart (the timer's drift flips them; 3.x:
+    E - TI or E), give or take a second: two gaps that differ do so by TI. One
+    gap alone gives TI if the default is one of its two readings, else
+    (E - gap) / 2 (4.x). A gap off that pattern (a refresh after a REGISTER
+    sent between ticks, on enabling) is outvoted.
+    """
+    if not gaps or not lifetime:
+        return DEFAULT_TIMER
+    low, high = min(gaps), max(gaps)
+    rest = lifetime - low
+    if high - low > 2:
+        timer = high - low
+        if abs(rest - 2 * timer) <= 2 or abs(rest - timer) <= 2:
+            return timer if MIN_TIMER <= timer <= MAX_TIMER else DEFAULT_TIMER
+        rest = lifetime - max(sorted(set(gaps)), key=gaps.count)
+    if abs(rest - 2 * DEFAULT_TIMER) <= 2 or abs(rest - DEFAULT_TIMER) <= 2:
+        return DEFAULT_TIMER
+    timer = rest // 2
+    return timer if MIN_TIMER <= timer <= MAX_TIMER else DEFAULT_TIMER

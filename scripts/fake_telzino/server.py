@@ -151,7 +151,7 @@ class FakeTelzino:
         if (registrant := self.registrants.get(agent_id)) is not None:
             # Set by hand: the model goes on from this state.
             registrant.pending.clear()
-            registrant.binding_expires = agent.expires
+            registrant.take_over(agent, now)
             registrant.synced_at = now
 
     def simulate(self, agent_id: str, **params: Any) -> Registrant:
@@ -160,12 +160,11 @@ class FakeTelzino:
         now = self.clock()
         registrant = Registrant(synced_at=now, **params)
         if agent.state == "REGISTERED_STATE":
-            # As if registered at the last tick, the way OpenSIPS would have.
+            # As if registered at the last tick, the way OpenSIPS would have;
+            # the 200 OK came back a moment after the REGISTER.
             sent = registrant.next_tick(now) - registrant.timer_interval
-            agent.last_register_sent = sent
-            # The 200 OK came back a moment after the REGISTER.
-            registrant.binding_expires = sent + 0.1 + agent.registration_timeout
-            agent.expires = registrant.reported_expiry()
+            agent.last_register_sent = math.floor(sent)
+            registrant.take_over(agent, sent + 0.1)
         self.registrants[agent_id] = registrant
         return registrant
 

@@ -113,6 +113,8 @@ def extract(run: Path) -> list[dict[str, Any]]:
     )
     header = {
         "scenario": run.name,
+        # The start as a Unix time: OpenSIPS counts whole seconds of it.
+        "t0": t0,
         "opensips": version,
         "recorded": datetime.fromtimestamp(t0, UTC).date().isoformat(),
         "registrations": registrations,
