@@ -84,8 +84,10 @@ def cases() -> Iterator[Any]:
                 yield pytest.param(trace, reg, id=f"{trace.name}:{reg}")
 
 
-# The module's timer drifts by up to half a second: a tick within this of a
-# threshold may act on it or not, the real registrant decides.
+# The module's whole-second timer drifts around its mean rate, by up to a
+# second (the capped trace): a model tick this close to a recorded REGISTER is
+# that REGISTER's tick, and a tick this close to a threshold may act on it or
+# not, as the recording shows.
 MARGINAL = 1.5
 
 
@@ -110,16 +112,27 @@ ORDER = {
 class FollowingRegistrant(Registrant):
     """The model, on the real registrant's ticks.
 
-    The module's timer drifts by up to half a second: a REGISTER the model
-    sends within a second of a recorded one is sent at the recorded time, and
-    a tick that close to a threshold acts on it if the recording shows it did.
-    Everything else follows the model's rules.
+    The module's timer drifts: a REGISTER the model sends within MARGINAL of a
+    recorded one is sent at the recorded time, and a tick that close to a
+    threshold acts on it if the recording shows it did. Everything else (the
+    ticks' schedule, thresholds, replies, timeouts, retries) follows the
+    model's rules.
     """
 
     real_sends: list[float]
+    # The recorded timer's rate: whole-second timers drift (13.87 s for a
+    # nominal 14 s in the capped trace).
+    real_period: float | None = None
+
+    @property
+    def tick_period(self) -> float:
+        """The recorded timer's period, where there is one."""
+        return self.real_period or super().tick_period
 
     def _real_send_near(self, when: float) -> float | None:
-        return next((sent for sent in self.real_sends if abs(sent - when) <= 1.0), None)
+        return next(
+            (sent for sent in self.real_sends if abs(sent - when) < MARGINAL), None
+        )
 
     def due(self, tick: float, threshold: float) -> bool:
         """Decide by the rule, or by the recording when the tick is that close."""
@@ -198,12 +211,16 @@ class Replay:
             registration_timeout=granted,
             last_register_sent=math.floor(t0 + sent),
         )
+        phase, period = (
+            _fit_ticks(ticks, 2 * (timer // 2)) if ticks else (t0 + sent, None)
+        )
         self.model = FollowingRegistrant(
             behaviour=self.behaviour,
             timer_interval=timer,
-            phase=_circular_mean(ticks, 2 * (timer // 2)) if ticks else t0 + sent,
+            phase=phase,
             synced_at=t0 + self.start,
         )
+        self.model.real_period = period
         self.model.real_sends = [t0 + t for t, state in events if state in SENDS]
         self.model.take_over(self.agent, t0 + self.start)
 
@@ -301,15 +318,20 @@ def test_the_model_shows_the_real_registration_t_out(trace: Trace, reg: str) -> 
     assert checked >= len(polls) // 2
 
 
-def _circular_mean(times: list[float], period: float) -> float:
-    """Return the phase (a time) around which `times` fall, modulo `period`."""
-    angles = [2 * math.pi * (t % period) / period for t in times]
-    mean = math.atan2(
-        sum(math.sin(a) for a in angles), sum(math.cos(a) for a in angles)
-    )
-    return (
-        times[0] - times[0] % period + (mean % (2 * math.pi)) * period / (2 * math.pi)
-    )
+def _fit_ticks(ticks: list[float], nominal: float) -> tuple[float, float | None]:
+    """Return the phase and period of the timer ticks (least squares).
+
+    Each tick is numbered by the nominal period from the first one.
+    """
+    numbers = [round((tick - ticks[0]) / nominal) for tick in ticks]
+    if len(set(numbers)) < 2:
+        return ticks[0], None
+    mean_n = sum(numbers) / len(numbers)
+    mean_t = sum(ticks) / len(ticks)
+    period = sum(
+        (n - mean_n) * (t - mean_t) for n, t in zip(numbers, ticks, strict=True)
+    ) / sum((n - mean_n) ** 2 for n in numbers)
+    return mean_t - period * mean_n, period
 
 
 # The rules one by one ----------------------------------------------------------
