@@ -42,7 +42,7 @@ REGISTRAR_MODES: dict[str, Behaviour] = {
     "slow": "slow",
 }
 # Which registrar each lab instance registers with (registrant c: the capped one).
-REGISTRAR_OF = {"a": "registrar", "b": "registrar", "c": "registrar2"}
+REGISTRAR_OF = {"a": "registrar", "b": "registrar", "c": "registrar2", "d": "registrar"}
 
 
 @dataclass

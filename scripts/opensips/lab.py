@@ -18,8 +18,11 @@ replay (tests/opensips/). Usage, with OpenSIPS built by
     python3 scripts/opensips/lab.py --src SRC --run RUN_DIR [--scenario main]
 
 Scenarios (`SCENARIOS`): `main`, 12 minutes, registrants a (timer_interval 10)
-and b (the default 100) with every fault above; `capped`, 6 minutes,
-registrant c (timer_interval 15) against a registrar that grants at most 40 s.
+and b (the default 100) with every fault above; `default_timer`, 10 minutes,
+registrant d (the default timer, 300 s registrations) with a wrong password,
+503 answers, disable, enable, reload and the registrar stopped; `capped`,
+6 minutes, registrant c (timer_interval 15) against a registrar that grants
+at most 40 s.
 Only loopback addresses are used; everything started is stopped at the end.
 """
 
@@ -99,6 +102,14 @@ REGISTRANT_A: Final = Registrant(
 REGISTRANT_B: Final = Registrant(
     "b", 5072, None, REGISTRAR, _records(("ok3", 250), ("ok4", 300), ("flipb", 250))
 )
+# The module's default timer (100 s) with every kind of fault.
+REGISTRANT_D: Final = Registrant(
+    "d",
+    5076,
+    None,
+    REGISTRAR,
+    _records(("ok5", 300), ("wrongpw", 300), ("err503", 300), ("dis2", 300)),
+)
 REGISTRANT_C: Final = Registrant(
     "c",
     5074,
@@ -157,7 +168,7 @@ class Lab:
         users = sorted(
             {
                 user
-                for r in (REGISTRANT_A, REGISTRANT_B, REGISTRANT_C)
+                for r in (REGISTRANT_A, REGISTRANT_B, REGISTRANT_C, REGISTRANT_D)
                 for user, _, _ in r.records
             }
             | {"new1"}
@@ -425,7 +436,29 @@ CAPPED: Final[list[Step]] = [
     (240, lambda lab: lab.start_registrar(CAPPED_REGISTRAR)),
     (360, lambda lab: lab.log("scenario end")),
 ]
-SCENARIOS: Final = {"main": MAIN, "capped": CAPPED}
+
+
+def _start_default_timer(lab: Lab) -> None:
+    lab.start_registrar(REGISTRAR)
+    time.sleep(1)
+    lab.start_registrant(REGISTRANT_D)
+
+
+def _reload_d(lab: Lab) -> None:
+    lab.act("d", "dbt_reload")
+    lab.act("d", "reg_reload")
+
+
+DEFAULT_TIMER: Final[list[Step]] = [
+    (0, _start_default_timer),
+    (150, lambda lab: lab.act("d", "reg_disable", _aor("dis2", REGISTRANT_D))),
+    (270, lambda lab: lab.act("d", "reg_enable", _aor("dis2", REGISTRANT_D))),
+    (330, _reload_d),
+    (400, lambda lab: lab.stop_instance("registrar")),
+    (450, lambda lab: lab.start_registrar(REGISTRAR)),
+    (600, lambda lab: lab.log("scenario end")),
+]
+SCENARIOS: Final = {"main": MAIN, "capped": CAPPED, "default_timer": DEFAULT_TIMER}
 
 
 def run(src: Path, run_dir: Path, scenario: list[Step]) -> None:
