@@ -15,6 +15,7 @@ from .const import (
     WAREHOUSE,
 )
 from .demo import DEMO_FLAPPING_AGENT, flap_demo_agent, seed_demo
+from .ratelimit import RateLimit
 from .registrant import BEHAVIOURS, TRANSACTION_TIMEOUT, Registrant
 from .server import (
     AGENT,
@@ -51,6 +52,7 @@ __all__ = [
     "FakeAgent",
     "FakeTelzino",
     "Fault",
+    "RateLimit",
     "Registrant",
     "Stats",
     "flap_demo_agent",

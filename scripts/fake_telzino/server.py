@@ -22,6 +22,7 @@ from aiohttp import web
 
 from .agent import FakeAgent
 from .const import CLIENT_ID, CLIENT_SECRET
+from .ratelimit import RateLimit
 from .registrant import BEHAVIOURS, Registrant
 
 # The endpoints the counters and faults are keyed on.
@@ -81,6 +82,8 @@ class Stats:
     )
     in_flight: int = 0
     max_in_flight: int = 0
+    # Requests refused by the rate limit (answered 429 before any handler).
+    rate_limited: int = 0
 
 
 class FakeTelzino:
@@ -109,6 +112,8 @@ class FakeTelzino:
         # server's keep-alive timer would otherwise close pooled connections
         # behind the client's back whenever the test moves time forward.
         self.close_connections = False
+        # A rate limit over every API request (see ratelimit.py); None: none.
+        self.rate_limit: RateLimit | None = None
         # Pagination fields to leave out, to exercise clients' fallbacks.
         self.pagination_omit: set[str] = set()
         self.stats = Stats()
@@ -228,6 +233,15 @@ class FakeTelzino:
     ) -> web.StreamResponse:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
+        budget: dict[str, str] = {}
+        if self.rate_limit is not None:
+            allowed, budget = self.rate_limit.admit(self.clock())
+            if not allowed:
+                # Every request counts, the token and agent list included.
+                self.stats.rate_limited += 1
+                return web.json_response(
+                    {"error": "Too many requests"}, status=429, headers=budget
+                )
         stats = self.stats
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
@@ -237,6 +251,8 @@ class FakeTelzino:
             stats.in_flight -= 1
         if endpoint := request.get("endpoint"):
             stats.responses[endpoint, response.status] += 1
+        if budget and not response.prepared:
+            response.headers.update(budget)
         if self.close_connections and not response.prepared:
             response.force_close()
         return response
@@ -492,6 +508,18 @@ def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
         fake.expire_tokens()
         return web.Response(status=204)
 
+    async def post_rate_limit(request: web.Request) -> web.Response:
+        """Apply a rate limit: {"kind", "limit", "window", "retry_after", "headers"}."""
+        try:
+            fake.rate_limit = RateLimit(**await request.json())
+        except (TypeError, ValueError) as err:
+            return _error(400, str(err))
+        return web.Response(status=204)
+
+    async def delete_rate_limit(request: web.Request) -> web.Response:
+        fake.rate_limit = None
+        return web.Response(status=204)
+
     async def post_reset_stats(request: web.Request) -> web.Response:
         fake.reset_stats()
         return web.Response(status=204)
@@ -507,6 +535,8 @@ def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
     app.router.add_delete(f"{CONTROL_PREFIX}/faults", delete_faults)
     app.router.add_post(f"{CONTROL_PREFIX}/tokens/expire", post_expire_tokens)
     app.router.add_post(f"{CONTROL_PREFIX}/stats/reset", post_reset_stats)
+    app.router.add_post(f"{CONTROL_PREFIX}/rate_limit", post_rate_limit)
+    app.router.add_delete(f"{CONTROL_PREFIX}/rate_limit", delete_rate_limit)
 
 
 @asynccontextmanager
