@@ -222,6 +222,7 @@ async def test_add_integration_in_the_frontend(
             "Registration",
             "Lost since",
             "Last outage",
+            "Next registration attempt",
             "Uptime (24 h)",
         ):
             assert name in text
