@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from scripts.fake_telzino import FakeAgent, FakeTelzino
 from tests.common import make_entry, setup_entry
-from tests.test_registrant import TRACES, Trace, load, real_events
+from tests.traces import TRACES, Trace, load, real_events
 
 REFRESHING = {"REGISTERING", "AUTHENTICATING"}
 FAILED = {"REGISTER_TIMEOUT", "WRONG_CREDENTIALS", "REGISTRAR_ERROR", "INTERNAL_ERROR"}

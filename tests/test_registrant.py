@@ -3,16 +3,14 @@
 The replay tests drive the model through the scenarios recorded from the real
 registrant (tests/opensips/, made by scripts/opensips/) and fail on any
 difference: the same states in the same order, each at the recorded time give
-or take a second (the module's timer drifts by up to half a second), and the
-same `registration_t_out`. The other tests pin down the rules one by one.
+or take a second (where the module's drifting timer decides, the recording
+does), and the same `registration_t_out`. The other tests pin down the rules one by one.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 import itertools
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,8 +19,8 @@ import pytest
 from scripts.fake_telzino import TRANSACTION_TIMEOUT, FakeAgent, FakeTelzino, Registrant
 from scripts.fake_telzino.registrant import REPLY_DELAY, Behaviour
 from tests.common import FakeClock
+from tests.traces import TRACES, Trace, load, real_events
 
-TRACES = sorted((Path(__file__).parent / "opensips").glob("*.jsonl"))
 TIMER = 100.0
 # States the module raises no event for (the model records every state).
 SILENT_STATES = {"NOT_REGISTERED_STATE", "NOT_FOUND"}
@@ -43,36 +41,6 @@ REGISTRAR_MODES: dict[str, Behaviour] = {
 }
 # Which registrar each lab instance registers with (registrant c: the capped one).
 REGISTRAR_OF = {"a": "registrar", "b": "registrar", "c": "registrar2", "d": "registrar"}
-
-
-@dataclass
-class Trace:
-    """A recorded scenario: its header and its lines (times from its start)."""
-
-    name: str
-    header: dict[str, Any]
-    lines: list[dict[str, Any]]
-
-    @property
-    def t0(self) -> float:
-        """The start, as a Unix time: OpenSIPS counts whole seconds of it."""
-        t0: float = self.header["t0"]
-        return t0
-
-    def of(self, reg: str) -> Iterator[dict[str, Any]]:
-        """Return the lines of one registration."""
-        return (line for line in self.lines if line.get("reg") == reg)
-
-    @property
-    def end(self) -> float:
-        """When the recording ends."""
-        return self.lines[-1]["t"]
-
-
-def load(path: Path) -> Trace:
-    """Read a trace file."""
-    header, *lines = (json.loads(line) for line in path.read_text().splitlines())
-    return Trace(path.stem, header, lines)
 
 
 def cases() -> Iterator[Any]:
@@ -98,15 +66,6 @@ FINAL_STATES = {
     "REGISTRAR_ERROR",
 }
 SENDS = {"REGISTERING", "UNREGISTERING"}
-# Events of one request within this of each other are ordered as the protocol
-# orders them (the module's processes stamp them a few microseconds apart).
-SAME_MOMENT = 0.005
-ORDER = {
-    "REGISTERING": 0,
-    "UNREGISTERING": 0,
-    "AUTHENTICATING": 1,
-    "AUTHENTICATING_UNREGISTER": 1,
-}
 
 
 class FollowingRegistrant(Registrant):
@@ -145,15 +104,6 @@ class FollowingRegistrant(Registrant):
 
     def _send_unregister(self, agent: FakeAgent, now: float) -> None:
         super()._send_unregister(agent, self._real_send_near(now) or now)
-
-
-def real_events(trace: Trace, reg: str) -> list[tuple[float, str]]:
-    """Return a registration's recorded state changes, in protocol order."""
-    events = [(line["t"], line["state"]) for line in trace.of(reg) if "state" in line]
-    events.sort(
-        key=lambda event: (round(event[0] / SAME_MOMENT), ORDER.get(event[1], 2))
-    )
-    return events
 
 
 @dataclass

@@ -130,8 +130,9 @@ class RefreshWatch:
             watch.probes = 0
         watch.registered = status.is_registered
         watch.lifetime = status.registration_interval
-        watch.next_attempt = next_attempt(status, watch.timer, now)
-        when = self._next_look(watch, status, now)
+        timer = watch.timer
+        watch.next_attempt = next_attempt(status, timer, now)
+        when = self._next_look(watch, status, timer, now)
         self._plan(
             agent_id, watch, None if when is None else max(when, now + MIN_SPACING)
         )
@@ -172,7 +173,11 @@ class RefreshWatch:
             self._cancel(watch)
 
     def _next_look(
-        self, watch: _AgentWatch, status: RegistrationStatus, now: datetime
+        self,
+        watch: _AgentWatch,
+        status: RegistrationStatus,
+        timer: timedelta,
+        now: datetime,
     ) -> datetime | None:
         sent = watch.last_register_sent
         if sent is None:
@@ -191,7 +196,6 @@ class RefreshWatch:
         expires = self._trusted_expiry(status, now)
         if expires is None:
             return None
-        timer = watch.timer
         # The refresh is at one of the agent's ticks in this window (see the
         # module docstring), whichever release and reading of `expires`.
         # A tick less than REPLY_MARGIN ago has been looked at, by this look or
@@ -206,11 +210,7 @@ class RefreshWatch:
         self, status: RegistrationStatus, now: datetime
     ) -> datetime | None:
         expires = status.expires
-        horizon = (
-            timedelta(seconds=status.registration_interval * EXPIRY_HORIZON_FACTOR)
-            if status.registration_interval
-            else DEFAULT_HORIZON
-        )
+        horizon = _horizon_of(status.registration_interval)
         if expires is None or expires <= now - horizon or expires - now > horizon:
             return None
         return expires
@@ -276,6 +276,14 @@ def next_attempt(
         return None
     attempt = _tick_at_or_after(sent, timer, threshold - TICK_SLACK)
     return attempt if attempt > now - timer else None
+
+
+@lru_cache(maxsize=64)
+def _horizon_of(registration_interval: int | None) -> timedelta:
+    """How far an expiry may be from now to be trusted (agents share a few intervals)."""
+    if registration_interval:
+        return timedelta(seconds=registration_interval * EXPIRY_HORIZON_FACTOR)
+    return DEFAULT_HORIZON
 
 
 def _unless_past(when: datetime, now: datetime) -> datetime | None:
