@@ -49,12 +49,13 @@ async def test_diagnostics_of_a_token_entry(
     fake: FakeTelzino,
     fake_url: str,
     agents: list[str],
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """Diagnostics of a token entry."""
     token = fake.add_token("a-pasted-access-token")
     entry = await setup_entry(hass, make_entry(fake_url, agents, token=token))
     fake.inject(STATUS, status=500)
-    await entry.runtime_data.async_refresh()
+    await poll(hass, freezer)
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
 

@@ -8,7 +8,13 @@ from custom_components.telzino.api import (
     TelzinoClient,
     TelzinoRateLimitedError,
 )
-from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FakeTelzino, RateLimit
+from scripts.fake_telzino import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    STATUS,
+    FakeTelzino,
+    RateLimit,
+)
 from tests.common import FakeClock
 
 
@@ -117,12 +123,17 @@ async def test_every_request_counts_and_the_client_hears_retry_after(
         request_timeout=2,
     )
     await client.get_registration_status(agent.id)  # a token, then the status
+    # The fields said the window's budget is spent: held back, nothing sent.
     with pytest.raises(TelzinoRateLimitedError) as raised:
         await client.get_registration_status(agent.id)
     retry_after = raised.value.retry_after
     assert retry_after is not None
     assert 0 < retry_after <= 60
-    assert fake.stats.rate_limited == 1
+    assert fake.stats.rate_limited == 0
+    assert fake.stats.requests[STATUS] == 1
+    assert client.budget.source == "headers"
+    assert client.budget.window == 60
     async with session.delete(f"{fake_url}/_fake/rate_limit") as response:
         assert response.status == 204
+    clock.advance(retry_after)
     assert (await client.get_registration_status(agent.id)).is_registered

@@ -166,6 +166,7 @@ async def test_a_poll_that_changes_nothing_fires_no_state_event(
 
     # The same listener sees a change: the test can fail.
     fake.set_state(SALES_LINE, "WRONG_CREDENTIALS_STATE")
+    freezer.tick(timedelta(seconds=60))  # every agent's read is due again
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     assert (EVENT_STATE_CHANGED, SALES_REGISTERED) in written

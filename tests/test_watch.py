@@ -21,10 +21,17 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.telzino.api import RegistrationState, RegistrationStatus
 from custom_components.telzino.watch import RefreshWatch, _timer_of
-from scripts.fake_telzino import FRONT_DESK, STATUS, FakeTelzino, Registrant
+from scripts.fake_telzino import (
+    FRONT_DESK,
+    SALES_LINE,
+    STATUS,
+    FakeTelzino,
+    Registrant,
+)
 from tests.common import make_entry, setup_entry
 
 REGISTERED = "binary_sensor.front_desk_registered"
+SALES = "binary_sensor.sales_line_registered"
 NEXT_ATTEMPT = "sensor.front_desk_next_registration_attempt"
 TIMER = 100.0
 START = 1_795_800_030.0
@@ -47,6 +54,7 @@ async def setup_simulated(
     freezer: FrozenDateTimeFactory,
     *,
     watch: bool = True,
+    sales: bool = False,
     **registrant: object,
 ) -> tuple[MockConfigEntry, Registrant]:
     """Set up Front desk registered for an hour, driven by the registrant model.
@@ -60,8 +68,13 @@ async def setup_simulated(
     fake.close_connections = True
     fake.add_agent("Front desk", FRONT_DESK)
     model = fake.simulate(FRONT_DESK, timer_interval=TIMER, **registrant)
+    watched = [FRONT_DESK]
+    if sales:
+        # A second agent, registered, that the tests leave alone.
+        fake.add_agent("Sales line", SALES_LINE)
+        watched.append(SALES_LINE)
     entry = await setup_entry(
-        hass, make_entry(fake_url, [FRONT_DESK], watch_refresh=watch)
+        hass, make_entry(fake_url, watched, watch_refresh=watch)
     )
     return entry, model
 
@@ -267,14 +280,9 @@ def reading(
     )
 
 
-async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
+def test_what_the_watch_learns_and_plans() -> None:
     """Looks at the candidate ticks; the timer is learned from REGISTER gaps."""
-    looked: list[str] = []
-
-    async def poll_agent(agent_id: str) -> None:
-        looked.append(agent_id)
-
-    watch = RefreshWatch(hass, poll_agent)
+    watch = RefreshWatch()
     now = dt_util.utcnow()
     agent = watch._agents  # what it knows, per agent
     second = timedelta(seconds=1)
@@ -282,6 +290,10 @@ async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
     # tick is 2 TI (the default 100 s) before the expiry.
     watch.observe("a", reading(now, sent=0, expires=3600), now)
     assert agent["a"].planned == now + timedelta(seconds=3400) + 4 * second
+    assert watch.refresh_due("a") == now + timedelta(seconds=3400)
+    assert watch.next_look() == agent["a"].planned
+    assert watch.due(now + timedelta(seconds=3403)) == []
+    assert watch.due(now + timedelta(seconds=3404)) == ["a"]
     assert agent["a"].timer == timedelta(seconds=100)
     # Nothing new at that look: the next tick, and so on up to expires + TI.
     then = now + timedelta(seconds=3404)
@@ -342,20 +354,20 @@ async def test_what_the_watch_learns_and_plans(hass: HomeAssistant) -> None:
     assert agent["b"].planned is None
     watch.observe("n", reading(now, expires=80_000, interval=None), now)
     assert agent["n"].planned is not None  # within a day: trusted
-    # A pause moves planned looks behind it.
-    watch.pause(now + timedelta(days=2))
-    watch.observe("n", reading(now, expires=80_000, interval=None), now)
-    assert agent["n"].planned == now + timedelta(days=2)
+    # The scheduler sends a look: counted, and not due again.
+    watch.taken("n")
+    watch.taken("n")
+    assert watch.polls == 1
+    assert agent["n"].planned is None
+    # A failed look is tried again after a transaction's timeout, 3 times.
+    for _ in range(4):
+        watch.retry("n", now)
+    assert agent["n"].probes == 3
+    assert agent["n"].planned == now + timedelta(seconds=33)
+    watch.retry("unknown", now)
     watch.retain(["n"])
     assert set(agent) == {"n"}
-    watch.stop()
-    assert agent["n"].cancel is None
-    # A look due just before the next interval poll is left to that poll.
-    fresh = RefreshWatch(hass, poll_agent)
-    fresh.next_interval_poll = now + timedelta(seconds=3400 + 4 + 2)
-    fresh.observe("c", reading(now, sent=0, expires=3600), now)
-    assert fresh._agents["c"].cancel is None
-    assert looked == []
+    assert watch.refresh_due("gone") is None
 
 
 async def test_without_the_watch_the_next_attempt_assumes_the_default_timer(
@@ -375,73 +387,79 @@ async def test_without_the_watch_the_next_attempt_assumes_the_default_timer(
     ) == datetime.fromtimestamp(retry, UTC)
 
 
-async def test_a_failed_look_changes_nothing_and_looks_again(
+async def test_a_failed_look_is_tried_again_and_the_others_are_read(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A look that fails leaves the data as it is, and is tried again, 3 times.
+    """A look the API fails for one agent is tried again, 3 times at most.
 
-    Failures are the interval poll's to report; a look only looks, after a
-    SIP transaction's timeout, in case a refresh is pending behind the failure.
-    An agent no longer polled is not looked at.
+    A refresh may be pending behind the failure: the next look comes after a
+    SIP transaction's timeout. A look only looks: the reading stands (the
+    interval reads report failures), and the other agents are not affected.
     """
-    entry, _ = await setup_simulated(hass, fake, fake_url, freezer)
+    entry, model = await setup_simulated(hass, fake, fake_url, freezer, sales=True)
     coordinator = entry.runtime_data
-    watch = coordinator.watch._agents[FRONT_DESK]
-    before = coordinator.data
-    fake.inject(STATUS, status=500)
-    fake.reset_stats()
-    for _ in range(4):
-        await coordinator._async_poll_agent(FRONT_DESK)
-    await coordinator._async_poll_agent("00000000-0000-4000-8000-00000000dead")
-    assert fake.stats.requests[STATUS] == 4
-    assert coordinator.data is before
-    assert coordinator.last_update_success
+    await run_for(hass, freezer, seconds_until_refresh(model) - 1)
+    fake.inject(STATUS, FRONT_DESK, status=500, times=1)
+    await run_for(hass, freezer, 5)
     assert hass.states.get(REGISTERED).state == STATE_ON
-    assert watch.probes == 3  # the fourth failure planned nothing more
-    coordinator.watch.observe(FRONT_DESK, None, dt_util.utcnow())
-    assert watch.cancel is None
+    assert hass.states.get(SALES).state == STATE_ON
+    assert coordinator.last_update_success
+    watch = coordinator.watch._agents[FRONT_DESK]
+    assert watch.probes == 1
+    looks = coordinator.watch.polls
+    await run_for(hass, freezer, 34)
+    assert coordinator.watch.polls > looks  # looked again
+    assert hass.states.get(REGISTERED).state == STATE_ON
 
 
-async def test_a_look_after_an_outage_polls_every_agent(
+async def test_an_outage_is_probed_then_every_agent_is_read(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """When a look finds the API back after a failed poll, every agent is polled.
+    """During an outage one request per step asks whether the API is back.
 
-    A look alone cannot make the entities available again; a full poll does,
-    before the next interval.
+    When it is, every agent is read in that step, so that all entities come
+    back together rather than one interval later.
     """
-    entry, _ = await setup_simulated(hass, fake, fake_url, freezer)
-    coordinator = entry.runtime_data
+    await setup_simulated(hass, fake, fake_url, freezer, sales=True)
+    await run_for(hass, freezer, 60)
     fake.inject(STATUS, status=503)
     await run_for(hass, freezer, 61)
     assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    fake.reset_stats()
+    await run_for(hass, freezer, 120)
+    # No more than one request per step, and no more steps than reads.
+    assert 0 < fake.stats.requests[STATUS] <= 120 / 5
     fake.clear_faults()
     fake.reset_stats()
-    await coordinator._async_poll_agent(FRONT_DESK)
-    await hass.async_block_till_done()
-    assert fake.stats.requests[STATUS] == 2  # the look, then the full poll
+    await run_for(hass, freezer, 30)
+    assert fake.stats.requests[STATUS] >= 2
     assert hass.states.get(REGISTERED).state == STATE_ON
+    assert hass.states.get(SALES).state == STATE_ON
 
 
-async def test_a_429_without_the_watch_backs_off_as_before(
+async def test_a_429_without_the_watch_keeps_a_reading_its_interval_only(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """With the watch off, a rate limit still holds the interval polls."""
+    """With the watch off, nothing predicts the refresh: past its interval, unavailable.
+
+    The rate limit still holds every request until Retry-After ends.
+    """
     await setup_simulated(hass, fake, fake_url, freezer, watch=False)
     fake.inject(STATUS, status=429, retry_after="120", times=1)
     await run_for(hass, freezer, 61)
-    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    assert hass.states.get(REGISTERED).state == STATE_ON
     fake.reset_stats()
     await run_for(hass, freezer, 100)
     assert fake.stats.requests[STATUS] == 0
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
     await run_for(hass, freezer, 30)
     assert hass.states.get(REGISTERED).state == STATE_ON

@@ -11,6 +11,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util import dt as dt_util
 
 from .api import AccessToken, ClientCredentials, Credentials, TelzinoClient
 from .const import (
@@ -44,6 +45,8 @@ def create_client(hass: HomeAssistant, data: dict[str, str]) -> TelzinoClient:
         credentials_from(data),
         session=async_get_clientsession(hass),
         api_url=data[CONF_API_URL],
+        # Home Assistant's clock, which its timers (and the tests) follow.
+        clock=lambda: dt_util.utcnow().timestamp(),
     )
 
 

@@ -33,7 +33,7 @@ BINARY_SENSORS: tuple[TelzinoBinarySensorEntityDescription, ...] = (
         translation_key="registered",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         # Receives calls now: a refresh in progress is not a loss.
-        is_on_fn=lambda agent: agent.can_receive_calls,
+        is_on_fn=lambda agent: agent.can_receive_calls if agent.status else None,
     ),
     TelzinoBinarySensorEntityDescription(
         key="registration_enabled",

@@ -42,6 +42,7 @@ REFRESH_GRACE: Final = timedelta(minutes=5)
 
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"
+ISSUE_REQUEST_BUDGET: Final = "request_budget"
 
 # Entity keys renamed since an earlier release: old unique-ID suffix -> new.
 UNIQUE_ID_SUFFIX_MIGRATION: Final = {"registration_timeout": "registration_interval"}

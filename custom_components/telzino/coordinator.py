@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, NoReturn, Self, cast, override
+from typing import Any, Final, NoReturn, Self, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HassJob, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -34,16 +36,26 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     ISSUE_AGENT_NOT_FOUND,
+    ISSUE_REQUEST_BUDGET,
     ISSUE_WRONG_CREDENTIALS,
     LOGGER,
-    MAX_SCAN_INTERVAL,
     REFRESH_GRACE,
     REFRESH_REPLY_GRACE,
 )
 from .history import Reading, TelzinoHistory
-from .watch import DEFAULT_TIMER, RefreshWatch, next_attempt
+from .schedule import MIN_STEP, STEP, ReadSchedule
+from .watch import DEFAULT_TIMER, REPLY_MARGIN, TICK_SLACK, RefreshWatch, next_attempt
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
+
+# A step may come this much after its moment; a reading is current for its
+# effective interval plus this.
+READ_SLACK: Final = STEP + timedelta(seconds=5)
+# An agent not read in its round keeps a provably current reading at most
+# this many effective intervals.
+STALE_INTERVALS: Final = 3
+# A repair issue when the budget stretches the interval past this factor.
+BUDGET_ISSUE_FACTOR: Final = 2
 
 # OpenSIPS refreshes a binding by registering again; until the old binding
 # expires the agent still receives calls.
@@ -134,106 +146,347 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # Every agent of the account by ID, from the last list pass.
         self.account_agents: dict[str, Agent] = {}
         self._agents_listed_at: datetime | None = None
-        self._rate_limit_streak = 0
         self._agents_unavailable: set[str] = set()
         # When each agent was last seen registered: a REGISTERING after it is
         # a refresh, not a loss.
         self._registered_at: dict[str, datetime] = {}
         # Extra single-agent polls around predicted refreshes (an option).
         self.watch: RefreshWatch | None = (
-            RefreshWatch(hass, self._async_poll_agent)
-            if entry.options.get(CONF_WATCH_REFRESH, True)
-            else None
+            RefreshWatch() if entry.options.get(CONF_WATCH_REFRESH, True) else None
         )
-        # Set when a watch poll was rate limited: nothing is sent before it.
-        self._rate_limited_until: datetime | None = None
+        # One scheduler for every request: looks first, then the oldest reads.
+        self.schedule = ReadSchedule(self.scan_interval)
+        self._synced_watched: list[str] | None = None
+        self._next_step: datetime | None = None
+        self._step_job = HassJob(
+            self._handle_refresh_interval,
+            f"{entry.title} step",
+            cancel_on_shutdown=True,
+        )
+        # Each agent's last reading: when, and until when it provably stays.
+        self._read_at: dict[str, datetime] = {}
+        self._predicted: dict[str, datetime | None] = {}
+        self._next_expiry: datetime | None = None
+        self._expiry_interval: timedelta | None = None
+        self._budget_issue = False
+        self._budget_figures: tuple[int, int | None] | None = None
+        self.budget_signal = f"{DOMAIN}_{entry.entry_id}_budget"
         self.history = TelzinoHistory(hass, entry.entry_id)
 
     @override
     async def _async_update_data(self) -> dict[str, AgentData]:
-        """Fetch every watched agent's status in one concurrent batch."""
+        """Run one step of the rolling schedule: the looks due, then the oldest reads.
+
+        Agents not read in this step keep their last reading while it is
+        provably current (see `_valid_until`); a 429 holds requests back and
+        never makes an agent read in time unavailable.
+        """
         now = dt_util.utcnow()
-        if self._rate_limited_until is not None and now < self._rate_limited_until:
-            # A watch poll was told to wait: so is the interval poll.
-            remaining = (self._rate_limited_until - now).total_seconds()
-            self._raise_update_failed(
-                TelzinoRateLimitedError(
-                    "Rate limited during a refresh watch", remaining
-                )
-            )
+        budget = self.client.budget
+        sent_before = budget.sent
+        self._next_step = None
         try:
             await self._async_refresh_agent_list()
-            results = await self.client.get_registration_statuses(self.watched)
+        except TelzinoRateLimitedError as err:
+            LOGGER.debug("Agent list held back: %s", err)
         except TelzinoError as err:
             self._raise_update_failed(err)
-        errors = [r for r in results.values() if isinstance(r, TelzinoError)]
-        for error in errors:
-            # The whole account is affected: the batch stopped at the first one.
-            if isinstance(error, (TelzinoAuthenticationError, TelzinoRateLimitedError)):
-                self._raise_update_failed(error)
+        watched_changed = self._synced_watched is not self.watched
+        if watched_changed:
+            self.schedule.sync(self.watched)
+        pace, sustained = budget.pace(), budget.sustained()
+        looks_allowed = self.watch is not None and self.schedule.looks_allowed(
+            sustained
+        )
+        due = self.watch.due(now) if self.watch is not None and looks_allowed else []
+        probe = not self.last_update_success
+        looks, reads = (
+            self.schedule.plan(now, due, pace, sustained=sustained, probe=probe)
+            # While the API asked to wait, a step only retires stale readings.
+            if budget.blocked_for() <= 0
+            else ([], [])
+        )
+        results = (
+            await self.client.get_registration_statuses([*looks, *reads])
+            if looks or reads
+            else {}
+        )
+        if probe and any(isinstance(r, RegistrationStatus) for r in results.values()):
+            # The API answers again: read every agent now, as far as the budget
+            # goes, so that all entities come back together.
+            self.schedule.done(now, results, (), budget.sent - sent_before)
+            sent_before = budget.sent
+            more_looks, more_reads = self.schedule.plan(
+                now,
+                [agent_id for agent_id in due if agent_id not in results],
+                budget.pace(),
+                sustained=sustained,
+                probe=False,
+            )
+            looks += more_looks
+            results |= await self.client.get_registration_statuses(
+                [*more_looks, *more_reads]
+            )
+        held = [
+            agent_id
+            for agent_id, result in results.items()
+            if isinstance(result, TelzinoRateLimitedError)
+        ]
+        for result in results.values():
+            if isinstance(result, TelzinoAuthenticationError):
+                self._raise_update_failed(result)
+        # A look only looks: its failure is tried again (see the watch), and
+        # the reads report what the API does.
+        failed_looks = {
+            agent_id
+            for agent_id in looks
+            if isinstance(results[agent_id], TelzinoError) and agent_id not in held
+        }
+        errors = [
+            result
+            for agent_id, result in results.items()
+            if isinstance(result, TelzinoError)
+            and not isinstance(result, TelzinoRateLimitedError)
+            and agent_id not in failed_looks
+        ]
         if (
             errors
-            and len(errors) == len(results)
+            and len(errors) == len(results) - len(failed_looks)
             and not any(isinstance(error, TelzinoNotFoundError) for error in errors)
         ):
-            # Nothing could be read: an API outage, logged once as such.
+            # Nothing could be read: an API outage, logged once as such. The
+            # agents stay first in line for when it answers again.
+            self.schedule.done(now, (), results, budget.sent - sent_before)
             self._raise_update_failed(errors[0])
-        self._rate_limit_streak = 0
+        self.schedule.done(
+            now,
+            (agent_id for agent_id in results if agent_id not in held),
+            held,
+            budget.sent - sent_before,
+        )
+        data = self._merge(
+            now,
+            {a: r for a, r in results.items() if a not in failed_looks},
+            watched_changed,
+        )
+        if self.watch is not None:
+            for agent_id in looks:
+                if agent_id not in held:
+                    self.watch.taken(agent_id)
+            for agent_id in failed_looks:
+                self.watch.retry(agent_id, now)
+        self._plan_next_step(now, looks_allowed)
+        self._update_budget_issue()
+        return data
+
+    def _merge(
+        self,
+        now: datetime,
+        results: dict[str, RegistrationStatus | TelzinoError],
+        watched_changed: bool,
+    ) -> dict[str, AgentData]:
+        """Return every watched agent's data after this step's readings."""
         previous = self.data or {}
-        data: dict[str, AgentData] = {}
-        # Repair issues follow changes: most polls change nothing.
+        if watched_changed:
+            data = {
+                agent_id: previous.get(agent_id)
+                or AgentData(name=self._agent_name(agent_id), status=None)
+                for agent_id in self.watched
+            }
+            for agent_id in self._registered_at.keys() - data.keys():
+                del self._registered_at[agent_id]
+            for gone in self._read_at.keys() - data.keys():
+                del self._read_at[gone], self._predicted[gone]
+            if self.watch is not None:
+                self.watch.retain(data.keys())
+            self._synced_watched = self.watched
+        else:
+            data = dict(previous)
+        # Repair issues and logs follow changes: most steps change nothing.
         changed: dict[str, AgentData] = {}
         for agent_id, result in results.items():
-            before = previous.get(agent_id)
-            agent = data[agent_id] = self._agent_data(agent_id, result, now, before)
+            if isinstance(result, TelzinoRateLimitedError) or agent_id not in data:
+                continue
+            before = data[agent_id]
+            agent = self._agent_data(agent_id, result, now, before)
+            if isinstance(result, RegistrationStatus):
+                if self.watch is not None:
+                    self.watch.observe(agent_id, result, now)
+                self._read_at[agent_id] = now
+                self._predicted[agent_id] = self._predicted_change(agent_id, agent, now)
+            elif self.watch is not None:
+                self.watch.observe(agent_id, None, now)
             if agent is not before:
-                changed[agent_id] = agent
-        for agent_id in self._registered_at.keys() - results.keys():
-            del self._registered_at[agent_id]
-        if self.watch is not None:
-            self.watch.next_interval_poll = now + self.scan_interval
-            self.watch.retain(data.keys())
-            for agent_id, agent in data.items():
-                self.watch.observe(agent_id, agent.status, now)
-        self._log_agent_availability(data)
+                data[agent_id] = changed[agent_id] = agent
+        interval = self.schedule.effective_interval
+        if (
+            watched_changed
+            or interval != self._expiry_interval
+            or (self._next_expiry is not None and now >= self._next_expiry)
+            or any(agent_id in self._read_at for agent_id in changed)
+        ):
+            self._expire_readings(now, data, changed)
+        self._log_agent_availability(changed)
         self._update_repair_issues(changed)
         return data
 
-    async def _async_poll_agent(self, agent_id: str) -> None:
-        """Poll one agent for the refresh watch; update only what changed.
+    def _predicted_change(
+        self, agent_id: str, agent: AgentData, now: datetime
+    ) -> datetime | None:
+        """Until when a reading provably stays what OpenSIPS has; None: not at all.
 
-        Listeners are called directly: `async_set_updated_data` would move the
-        next interval poll, which the watch must neither delay nor replace.
+        OpenSIPS changes a registered binding only at its refresh (or when the
+        registration is disabled or reloaded), a refresh in progress within its
+        SIP transaction, and a failed registration at its next attempt.
         """
-        # Only the watch calls this, and only when there is one.
-        watch = cast("RefreshWatch", self.watch)
-        if agent_id not in (self.data or {}):
+        status = agent.status
+        if status is None:
+            return None
+        look_margin = REPLY_MARGIN + TICK_SLACK + READ_SLACK
+        if status.is_registered:
+            refresh = None if self.watch is None else self.watch.refresh_due(agent_id)
+            return None if refresh is None else refresh + look_margin
+        if agent.can_receive_calls and status.last_register_sent is not None:
+            return status.last_register_sent + REFRESH_REPLY_GRACE
+        attempt = self.next_attempt(agent_id, status)
+        return None if attempt is None else attempt + look_margin
+
+    def _valid_until(self, agent_id: str, interval: timedelta) -> datetime:
+        """How long an agent's last reading may be shown without a new read.
+
+        Within its own interval (the reading is as fresh as polling makes it);
+        beyond it (not read this round) only while it is provably current, and
+        never for more than STALE_INTERVALS effective intervals.
+        """
+        read_at = self._read_at[agent_id]
+        own = read_at + interval + READ_SLACK
+        predicted = self._predicted[agent_id]
+        if predicted is None:
+            return own
+        return max(own, min(predicted, read_at + STALE_INTERVALS * interval))
+
+    def _expire_readings(
+        self, now: datetime, data: dict[str, AgentData], changed: dict[str, AgentData]
+    ) -> None:
+        """Make agents whose last reading is no longer current unavailable."""
+        interval = self._expiry_interval = self.schedule.effective_interval
+        next_expiry: datetime | None = None
+        for agent_id, read_at in self._read_at.items():
+            agent = data.get(agent_id)
+            if agent is None or agent.status is None:
+                continue
+            until = self._valid_until(agent_id, interval)
+            if now < until:
+                next_expiry = until if next_expiry is None else min(next_expiry, until)
+                continue
+            data[agent_id] = changed[agent_id] = AgentData(
+                name=agent.name,
+                status=None,
+                error=StatusError(
+                    TelzinoRateLimitedError,
+                    f"Not read since {dt_util.as_local(read_at):%H:%M:%S}: the "
+                    "API's request budget allows no read sooner",
+                ),
+            )
+        self._next_expiry = next_expiry
+
+    def _plan_next_step(self, now: datetime, looks_allowed: bool) -> None:
+        """Plan the next step: the next reads, look, expiry or the budget's reset."""
+        budget = self.client.budget
+        pace = budget.pace()
+        when = self.schedule.next_step(now, pace)
+        if looks_allowed and self.watch is not None:
+            look = self.watch.next_look()
+            if look is not None:
+                when = min(when, look)
+        if (blocked := budget.blocked_for()) > 0:
+            when = max(when, now + timedelta(seconds=blocked))
+        if self._next_expiry is not None:
+            when = min(when, self._next_expiry)
+        self._next_step = max(when, now + MIN_STEP)
+
+    @callback
+    @override
+    def _schedule_refresh(self) -> None:
+        """Run the next step when it is due, to the second.
+
+        The base class rounds to whole seconds and a fixed interval; the
+        rolling schedule and the refresh watch's looks need their moment.
+        """
+        if self.config_entry.pref_disable_polling:
             return
-        now = dt_util.utcnow()
-        try:
-            status = await self.client.get_registration_status(agent_id)
-        except TelzinoRateLimitedError as err:
-            wait = err.retry_after or self.scan_interval.total_seconds()
-            self._rate_limited_until = now + timedelta(seconds=wait)
-            watch.pause(self._rate_limited_until)
+        self._async_unsub_refresh()
+        when = self._next_step or dt_util.utcnow() + self.scan_interval
+        self._unsub_refresh = async_track_point_in_utc_time(
+            self.hass, self._step_job, when
+        )
+
+    def _update_budget_issue(self) -> None:
+        """Raise a repair issue while the budget stretches the interval past twice."""
+        effective = self.schedule.effective_interval
+        limited = effective > BUDGET_ISSUE_FACTOR * self.scan_interval
+        figures = self.budget_figures()
+        if figures != self._budget_figures:
+            self._budget_figures = figures
+            async_dispatcher_send(self.hass, self.budget_signal)
+        if limited == self._budget_issue:
             return
-        except TelzinoError as err:
-            # The interval poll reports failures; a watch only looks, again later.
-            LOGGER.debug("Refresh watch of agent %s failed: %s", agent_id, err)
-            watch.retry(agent_id, now)
+        self._budget_issue = limited
+        issue = f"{ISSUE_REQUEST_BUDGET}_{self.config_entry.entry_id}"
+        if not limited:
+            ir.async_delete_issue(self.hass, DOMAIN, issue)
             return
-        watch.observe(agent_id, status, now)
-        if not self.last_update_success:
-            # The API answers again after a failed poll: poll every agent now,
-            # which makes the entities available again, rather than at the
-            # interval.
-            await self.async_request_refresh()
-            return
-        agent = self._agent_data(agent_id, status, now, self.data[agent_id])
-        if agent is not self.data[agent_id]:
-            self.data = {**self.data, agent_id: agent}
-            self._update_repair_issues({agent_id: agent})
-            self.async_update_listeners()
+        agents = self.schedule.agents
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_REQUEST_BUDGET,
+            translation_placeholders={
+                "account": self.config_entry.title,
+                "agents": str(agents),
+                "configured": str(round(self.scan_interval.total_seconds())),
+                "effective": str(round(effective.total_seconds())),
+                "needed": str(
+                    round(agents * 3600 / self.scan_interval.total_seconds())
+                ),
+                "granted": str(figures[1] or 0),
+            },
+            data={"entry_id": self.config_entry.entry_id},
+        )
+
+    def budget_diagnostics(self) -> dict[str, Any]:
+        """Return what the integration learned of the API's request budget."""
+        budget = self.client.budget
+        sustained = budget.sustained()
+        return {
+            "source": budget.source,
+            "requests_per_hour": None if sustained is None else round(sustained * 3600),
+            "window_s": budget.window,
+            "remaining": budget.remaining,
+            "blocked_for_s": round(budget.blocked_for(), 1),
+            "requests_sent": budget.sent,
+            "requests_rate_limited": budget.rate_limited,
+            "configured_interval_s": self.scan_interval.total_seconds(),
+            "effective_interval_s": round(
+                self.schedule.effective_interval.total_seconds(), 1
+            ),
+            "refresh_looks_allowed": self.schedule.looks_allowed(sustained),
+            "looks_per_hour": round(
+                self.schedule.look_rate(dt_util.utcnow()) * 3600, 1
+            ),
+        }
+
+    def budget_figures(self) -> tuple[int, int | None]:
+        """Return the effective interval (s) and the request budget (per hour, if known)."""
+        sustained = self.client.budget.sustained()
+        return (
+            round(self.schedule.effective_interval.total_seconds()),
+            None if sustained is None else round(sustained * 3600),
+        )
 
     @callback
     @override
@@ -262,13 +515,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if self.watch is not None:
             return self.watch.next_attempt(agent_id)
         return next_attempt(status, timedelta(seconds=DEFAULT_TIMER), dt_util.utcnow())
-
-    @override
-    async def async_shutdown(self) -> None:
-        """Cancel the refresh watch with the interval polls."""
-        if self.watch is not None:
-            self.watch.stop()
-        await super().async_shutdown()
 
     def _agent_data(
         self,
@@ -379,23 +625,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if isinstance(err, TelzinoAuthenticationError):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="auth_failed"
-            ) from err
-        if isinstance(err, TelzinoRateLimitedError):
-            retry_after = err.retry_after
-            if retry_after is None:
-                # No Retry-After: back off exponentially from the poll interval.
-                retry_after = min(
-                    self.scan_interval.total_seconds() * 2**self._rate_limit_streak,
-                    MAX_SCAN_INTERVAL,
-                )
-            self._rate_limit_streak += 1
-            if self.watch is not None:
-                self.watch.pause(dt_util.utcnow() + timedelta(seconds=retry_after))
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="rate_limited",
-                translation_placeholders={"retry_after": str(round(retry_after))},
-                retry_after=retry_after,
             ) from err
         if isinstance(err, TelzinoForbiddenError):
             key = "forbidden"

@@ -35,6 +35,7 @@ async def async_get_config_entry_diagnostics(
             "all_agents": coordinator.all_agents,
             "account_agent_count": len(coordinator.account_agents),
         },
+        "request_budget": coordinator.budget_diagnostics(),
         "agents": {
             agent_id: {
                 "name": agent.name,

@@ -75,8 +75,13 @@ class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):
     @property
     @override
     def available(self) -> bool:
-        """Unavailable, never stale, when this agent's status is unknown."""
-        return super().available and self.status is not None
+        """Unavailable, never stale, when this agent's status cannot be read.
+
+        An agent not read yet (the first round ran out of budget) is available
+        with unknown values until its first reading.
+        """
+        agent = self.agent
+        return super().available and agent is not None and agent.error is None
 
 
 def async_add_agent_entities(

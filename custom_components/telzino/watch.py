@@ -21,15 +21,12 @@ refreshes; until one is seen, the module's default is assumed.
 """
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 import math
 from typing import Final
-
-from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
-from homeassistant.helpers.event import async_track_point_in_utc_time
 
 from .api import RegistrationState, RegistrationStatus
 
@@ -79,9 +76,10 @@ class _AgentWatch:
     gaps: deque[int] = field(default_factory=lambda: deque(maxlen=GAPS_KEPT))
     # When OpenSIPS will next send a REGISTER for a failed registration.
     next_attempt: datetime | None = None
+    # The first tick at which a registered binding may refresh.
+    refresh_from: datetime | None = None
     probes: int = 0
     planned: datetime | None = None
-    cancel: CALLBACK_TYPE | None = None
 
     @property
     def timer(self) -> timedelta:
@@ -90,19 +88,15 @@ class _AgentWatch:
 
 
 class RefreshWatch:
-    """Schedules single-agent looks at the ticks where a refresh may come."""
+    """Plans single-agent looks at the ticks where a refresh may come.
 
-    def __init__(
-        self, hass: HomeAssistant, poll_agent: Callable[[str], Awaitable[None]]
-    ) -> None:
-        """Poll agents with `poll_agent`, which reports back through `observe`."""
-        self._hass = hass
-        self._poll_agent = poll_agent
+    It only plans: the coordinator's scheduler sends the looks that are due,
+    before any interval read, within the account's request budget.
+    """
+
+    def __init__(self) -> None:
+        """Start with no agent known."""
         self._agents: dict[str, _AgentWatch] = {}
-        self.paused_until: datetime | None = None
-        # When the coordinator polls every agent next; a look just before it
-        # would only duplicate it.
-        self.next_interval_poll: datetime | None = None
         # For diagnostics and the benchmark.
         self.polls = 0
 
@@ -113,7 +107,7 @@ class RefreshWatch:
         if (watch := self._agents.get(agent_id)) is None:
             watch = self._agents[agent_id] = _AgentWatch()
         if status is None:
-            self._cancel(watch)
+            watch.planned = None
             return
         sent = status.last_register_sent
         if sent is not None and sent != watch.last_register_sent:
@@ -133,14 +127,21 @@ class RefreshWatch:
         timer = watch.timer
         watch.next_attempt = next_attempt(status, timer, now)
         when = self._next_look(watch, status, timer, now)
-        self._plan(
-            agent_id, watch, None if when is None else max(when, now + MIN_SPACING)
-        )
+        watch.planned = None if when is None else max(when, now + MIN_SPACING)
 
     def next_attempt(self, agent_id: str) -> datetime | None:
         """When OpenSIPS will next try to register a failed agent, if known."""
         watch = self._agents.get(agent_id)
         return None if watch is None else watch.next_attempt
+
+    def refresh_due(self, agent_id: str) -> datetime | None:
+        """Return the first tick at which the agent's binding may refresh, if known.
+
+        Until then a registered reading stays what OpenSIPS has (it changes a
+        registered binding only at its refresh, or when disabled or reloaded).
+        """
+        watch = self._agents.get(agent_id)
+        return None if watch is None else watch.refresh_from
 
     def retry(self, agent_id: str, now: datetime) -> None:
         """Look once more after a look failed (the API did not answer).
@@ -152,25 +153,35 @@ class RefreshWatch:
         if watch is None or watch.probes >= MAX_PROBES:
             return
         watch.probes += 1
-        self._plan(agent_id, watch, now + TRANSACTION_TIMEOUT + REPLY_MARGIN)
+        watch.planned = now + TRANSACTION_TIMEOUT + REPLY_MARGIN
+
+    def due(self, now: datetime) -> list[str]:
+        """Return the agents whose look is due, the longest due first."""
+        due = [
+            (watch.planned, agent_id)
+            for agent_id, watch in self._agents.items()
+            if watch.planned is not None and watch.planned <= now
+        ]
+        return [agent_id for _, agent_id in sorted(due)]
+
+    def taken(self, agent_id: str) -> None:
+        """Count the agent's look as sent: the scheduler sends it now."""
+        if (watch := self._agents.get(agent_id)) is not None and watch.planned:
+            watch.planned = None
+            self.polls += 1
+
+    def next_look(self) -> datetime | None:
+        """When the next look is due, if any is planned."""
+        return min(
+            (w.planned for w in self._agents.values() if w.planned is not None),
+            default=None,
+        )
 
     def retain(self, agent_ids: Iterable[str]) -> None:
         """Stop watching agents that are no longer polled."""
         keep = set(agent_ids)
         for agent_id in self._agents.keys() - keep:
-            self._cancel(self._agents.pop(agent_id))
-
-    def pause(self, until: datetime) -> None:
-        """Send nothing before `until` (the API rate limited us)."""
-        self.paused_until = until
-        for watch in self._agents.values():
-            self._cancel(watch)
-
-    @callback
-    def stop(self) -> None:
-        """Cancel every planned look."""
-        for watch in self._agents.values():
-            self._cancel(watch)
+            del self._agents[agent_id]
 
     def _next_look(
         self,
@@ -182,6 +193,7 @@ class RefreshWatch:
         sent = watch.last_register_sent
         if sent is None:
             return None
+        watch.refresh_from = None
         if status.state in PENDING_STATES:
             # Reply pending: look once the transaction has timed out (once:
             # a state that outlasts it is left to the interval polls).
@@ -204,6 +216,7 @@ class RefreshWatch:
         tick = _tick_at_or_after(sent, timer, first)
         if tick > expires + timer + TICK_SLACK:
             return None  # past the window: the interval polls will tell
+        watch.refresh_from = tick
         return tick + TICK_SLACK + REPLY_MARGIN
 
     def _trusted_expiry(
@@ -214,41 +227,6 @@ class RefreshWatch:
         if expires is None or expires <= now - horizon or expires - now > horizon:
             return None
         return expires
-
-    def _plan(self, agent_id: str, watch: _AgentWatch, when: datetime | None) -> None:
-        """Plan the agent's next look; an unchanged plan keeps its timer."""
-        if when is not None and self.paused_until is not None:
-            when = max(when, self.paused_until)
-        if (
-            when is not None
-            and self.next_interval_poll is not None
-            and timedelta() <= self.next_interval_poll - when < MIN_SPACING
-        ):
-            # The interval poll looks a moment later; it plans the next look.
-            when = None
-        if watch.cancel is not None and watch.planned == when:
-            return
-        self._cancel(watch)
-        if when is None:
-            return
-
-        async def look(_now: datetime) -> None:
-            watch.cancel = None
-            watch.planned = None
-            self.polls += 1
-            await self._poll_agent(agent_id)
-
-        watch.planned = when
-        watch.cancel = async_track_point_in_utc_time(
-            self._hass, HassJob(look, f"telzino refresh watch {agent_id}"), when
-        )
-
-    @staticmethod
-    def _cancel(watch: _AgentWatch) -> None:
-        if watch.cancel is not None:
-            watch.cancel()
-            watch.cancel = None
-        watch.planned = None
 
 
 def next_attempt(

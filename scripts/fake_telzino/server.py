@@ -80,6 +80,10 @@ class Stats:
     status_times: deque[float] = field(
         default_factory=lambda: deque(maxlen=STATUS_TIMES_KEPT)
     )
+    # Every API request as it arrived (the fake's clock, path), the last ones.
+    request_times: deque[tuple[float, str]] = field(
+        default_factory=lambda: deque(maxlen=STATUS_TIMES_KEPT)
+    )
     in_flight: int = 0
     max_in_flight: int = 0
     # Requests refused by the rate limit (answered 429 before any handler).
@@ -234,6 +238,7 @@ class FakeTelzino:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
         budget: dict[str, str] = {}
+        self.stats.request_times.append((self.clock(), request.path))
         if self.rate_limit is not None:
             allowed, budget = self.rate_limit.admit(self.clock())
             if not allowed:

@@ -4,12 +4,12 @@ Shaped like a library of its own (client, models, exceptions; no Home
 Assistant imports), so that it can move to its own package unchanged.
 """
 
+from .budget import RequestBudget, parse_retry_after
 from .client import (
     DEFAULT_API_URL,
     DEFAULT_MAX_CONCURRENCY,
     TOKEN_AUDIENCE,
     TelzinoClient,
-    parse_retry_after,
     validate_agent_id,
     validate_api_url,
 )
@@ -47,6 +47,7 @@ __all__ = [
     "Credentials",
     "RegistrationState",
     "RegistrationStatus",
+    "RequestBudget",
     "TelzinoAuthenticationError",
     "TelzinoClient",
     "TelzinoConnectionError",

@@ -6,8 +6,6 @@ documentation over aiohttp and raises the exceptions of `.exceptions`.
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 import ipaddress
 import json
 import math
@@ -20,6 +18,7 @@ import uuid
 
 import aiohttp
 
+from .budget import RequestBudget, parse_retry_after
 from .exceptions import (
     TelzinoAuthenticationError,
     TelzinoConnectionError,
@@ -97,25 +96,6 @@ def validate_agent_id(agent_id: str) -> str:
         raise TelzinoInvalidAgentIdError(agent_id) from err
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if value is None or not (value := value.strip()):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except TypeError, ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
 class TelzinoClient:
     """Talks to the Telzino API with one set of credentials."""
 
@@ -152,6 +132,8 @@ class TelzinoClient:
         self._token_renew_at = math.inf
         self._token_lock = asyncio.Lock()
         self._headers_of: tuple[str | None, dict[str, str]] = (None, {})
+        # Every request passes it: nothing leaves while the API asked to wait.
+        self.budget = RequestBudget(self._clock)
         self._status_endpoints: dict[str, _StatusEndpoint] = {}
 
     async def close(self) -> None:
@@ -282,6 +264,7 @@ class TelzinoClient:
                 if self._token_usable(stale)
                 else await self._get_token(stale)
             )
+            self.budget.check()
             try:
                 async with self._http().get(
                     url,
@@ -290,6 +273,7 @@ class TelzinoClient:
                     # A redirect could carry the bearer token to another host.
                     allow_redirects=False,
                 ) as response:
+                    self.budget.record(response.status, response.headers)
                     if (
                         response.status == 401
                         and stale is None
@@ -344,6 +328,7 @@ class TelzinoClient:
 
     async def _fetch_token(self, credentials: ClientCredentials) -> tuple[str, float]:
         what = "POST /oauth/token"
+        self.budget.check()
         try:
             async with self._http().post(
                 f"{self._api_url}/oauth/token",
@@ -357,6 +342,7 @@ class TelzinoClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
+                self.budget.record(response.status, response.headers)
                 raw = await _read_checked(response, MAX_BODY_BYTES, what)
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _connection_error(err, what) from err

@@ -1,0 +1,209 @@
+"""The request budget: what the API lets one account send, learned from its answers.
+
+Telzino rate limits its API without publishing the limits. Every request of
+the client (token, agent list, status) passes `check` before it is sent and
+`record` with its answer, so that:
+
+- nothing is sent before a `Retry-After` (or a budget announced as spent) ends;
+- the sustainable rate is known from rate-limit headers when the API sends
+  them (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
+  `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
+  form), and otherwise estimated from the requests accepted between two 429s,
+  then probed upwards slowly (additive increase) until the next 429 corrects it
+  (multiplicative decrease when the estimate is too thin to trust).
+
+It decides nothing about what to read: the caller plans its requests with
+`pace`.
+"""
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+import math
+import re
+import time
+from typing import Final
+
+from .exceptions import TelzinoRateLimitedError
+
+# Requests are planned this far under a rate the API announced ...
+HEADER_MARGIN: Final = 0.98
+# ... and under a rate estimated from 429s (the estimate is a little high).
+ESTIMATE_MARGIN: Final = 0.96
+# Without headers, probe upwards by this share of the rate every PROBE_PERIOD.
+PROBE_STEP: Final = 0.01
+PROBE_PERIOD: Final = 600.0
+# An estimate from fewer accepted requests than this is noise: halve instead.
+MIN_SAMPLE: Final = 10
+# Without Retry-After or headers: wait this long after a 429, doubling.
+BACKOFF_START: Final = 30.0
+BACKOFF_MAX: Final = 3600.0
+# X-RateLimit-Reset is sometimes a Unix time rather than seconds.
+_UNIX_TIME_FROM: Final = 1e9
+_FIELD_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*([0-9.]+)")
+
+
+class RequestBudget:
+    """Gate and learner of one account's request budget (clock: monotonic seconds)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """Start knowing nothing: no limit until the API shows one."""
+        self._clock = clock
+        self.blocked_until = -math.inf
+        # Requests per second the API sustains; None until it shows a limit.
+        self.limit_rate: float | None = None
+        # Where the rate comes from: "headers", "429s" or None.
+        self.source: str | None = None
+        self.sent = 0
+        self.rate_limited = 0
+        # From headers: the window's size and what remains of it, until when.
+        self.window: float | None = None
+        self.remaining: int | None = None
+        self.reset_at: float | None = None
+        self._accepted = 0
+        self._counting_since: float | None = None
+        self._estimated_at = 0.0
+        self._backoff = BACKOFF_START
+
+    def check(self) -> None:
+        """Raise, sending nothing, while the API asked to wait."""
+        if (wait := self.blocked_until - self._clock()) > 0:
+            raise TelzinoRateLimitedError(
+                f"Held back: the API asked to wait {math.ceil(wait)} s more", wait
+            )
+
+    def blocked_for(self) -> float:
+        """Seconds until requests may be sent again (0 when they may now)."""
+        return max(self.blocked_until - self._clock(), 0.0)
+
+    def record(self, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from one answer (its HTTP status and headers)."""
+        now = self._clock()
+        self.sent += 1
+        if self._counting_since is None:
+            self._counting_since = now
+        announced = self._read_headers(headers, now)
+        if status != 429:
+            self._accepted += 1
+            self._backoff = BACKOFF_START
+            if self.remaining == 0 and self.reset_at is not None:
+                # Spent: wait for the reset rather than for a 429.
+                self.blocked_until = max(self.blocked_until, self.reset_at)
+            return
+        self.rate_limited += 1
+        # A 429 while blocked answers a request sent before the block began.
+        in_block = now < self.blocked_until
+        wait = parse_retry_after(headers.get("Retry-After"))
+        if wait is None and self.reset_at is not None:
+            wait = self.reset_at - now
+        if wait is None:
+            if in_block:
+                # An answer to a request already in flight: the block stands.
+                return
+            wait = self._backoff
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        until = now + max(wait, 0.0)
+        self.blocked_until = max(self.blocked_until, until)
+        if in_block:
+            # More answers of requests already in flight: one lesson per block.
+            return
+        if not announced:
+            self._learn_from_429(until)
+        self._accepted, self._counting_since = 0, until
+
+    def pace(self) -> float | None:
+        """Return the requests per second to plan with now; None when no limit is known."""
+        now = self._clock()
+        if self.limit_rate is None:
+            return None
+        if self.source == "headers":
+            rate = self.limit_rate * HEADER_MARGIN
+            if self.remaining is not None and self.reset_at is not None:
+                # Spend what remains evenly until the reset, no faster.
+                left = self.reset_at - now
+                if left > 1:
+                    rate = min(rate, max(self.remaining, 0) / left)
+            return rate
+        probes = (now - self._estimated_at) // PROBE_PERIOD
+        return self.limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
+
+    def sustained(self) -> float | None:
+        """Return the long-run rate planned with (no per-window correction), per second."""
+        if self.limit_rate is None:
+            return None
+        margin = HEADER_MARGIN if self.source == "headers" else ESTIMATE_MARGIN
+        return self.limit_rate * margin
+
+    def _learn_from_429(self, block_end: float) -> None:
+        """Estimate the rate from what was accepted since the last block."""
+        since = self._counting_since
+        span = block_end - since if since is not None else 0.0
+        if self._accepted >= MIN_SAMPLE and span > 0:
+            estimate = self._accepted / span
+        elif self.limit_rate is not None:
+            estimate = self.limit_rate / 2
+        else:
+            return
+        self.limit_rate, self.source = estimate, "429s"
+        self._estimated_at = block_end
+
+    def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:
+        """Take the budget from rate-limit headers; return whether there were any."""
+        limit = _number(
+            headers.get("X-RateLimit-Limit") or headers.get("RateLimit-Limit")
+        )
+        remaining = _number(
+            headers.get("X-RateLimit-Remaining") or headers.get("RateLimit-Remaining")
+        )
+        reset = _number(
+            headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
+        )
+        if (policy := headers.get("RateLimit-Policy")) is not None:
+            params = dict(_FIELD_PARAM.findall(policy))
+            limit = _number(params.get("q"))
+            if (window := _number(params.get("w"))) is not None and window > 0:
+                self.window = window
+        if (fields := headers.get("RateLimit")) is not None:
+            params = dict(_FIELD_PARAM.findall(fields))
+            remaining, reset = _number(params.get("r")), _number(params.get("t"))
+        if reset is not None and reset > _UNIX_TIME_FROM:
+            reset -= time.time()
+        if limit is None or limit <= 0 or reset is None:
+            return False
+        reset = max(reset, 0.0)
+        if policy is None:
+            # A window counts down from its size: the largest reset seen is
+            # the best lower bound of the window.
+            self.window = max(self.window or 0.0, math.ceil(reset), 1.0)
+        window = self.window or 1.0
+        self.limit_rate, self.source = limit / window, "headers"
+        self.remaining = None if remaining is None else int(remaining)
+        self.reset_at = now + reset
+        return True
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if value is None or not (value := value.strip()):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except TypeError, ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)

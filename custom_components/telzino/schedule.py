@@ -1,0 +1,180 @@
+"""The rolling read schedule: which agents to read now, within the request budget.
+
+One scheduler for every request of an account. Each step it sends, first, the
+refresh watch's looks that are due (they make a loss visible within seconds),
+then reads of the agents read longest ago, so that each agent is read once per
+effective interval, at its own moment rather than in one burst per interval.
+
+The effective interval is the configured one while the budget allows it, and
+otherwise as short as the budget allows: the agents divided by the requests
+per second left after the looks.
+"""
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+import math
+from typing import Final
+
+# Reads are batched into steps at least this far apart, unless a look is due.
+STEP: Final = timedelta(seconds=5)
+# With a known budget, requests leave in steps of at most this many ...
+BURST: Final = 5
+# ... and no step follows the last sooner than this.
+MIN_STEP: Final = timedelta(seconds=1)
+# The refresh watch is worth its requests only when the budget gives each
+# agent at least this many requests an hour; below it, every request reads.
+LOOKS_NEED_PER_AGENT_HOUR: Final = 3.0
+# Looks never take more than this share of the budget from the reads.
+MAX_LOOK_SHARE: Final = 0.5
+LOOK_RATE_WINDOW: Final = timedelta(hours=1)
+
+
+class ReadSchedule:
+    """Which agents to read at each step, and when the next step is."""
+
+    def __init__(self, interval: timedelta) -> None:
+        """Read every agent once per `interval` when the budget allows it."""
+        self.interval = interval
+        self.effective_interval = interval
+        # Agents by the time of their last read attempt, oldest first (never
+        # read: None, at the front).
+        self._order: OrderedDict[str, datetime | None] = OrderedDict()
+        self._read_credit = 0.0
+        self._request_credit = 0.0
+        self._credited_at: datetime | None = None
+        self._looks: deque[datetime] = deque()
+
+    @property
+    def agents(self) -> int:
+        """How many agents are scheduled."""
+        return len(self._order)
+
+    def sync(self, agent_ids: Iterable[str]) -> None:
+        """Schedule these agents (new ones first); forget the others."""
+        wanted = dict.fromkeys(agent_ids)
+        for agent_id in self._order.keys() - wanted.keys():
+            del self._order[agent_id]
+        for agent_id in wanted:
+            if agent_id not in self._order:
+                self._order[agent_id] = None
+                self._order.move_to_end(agent_id, last=False)
+                # A new agent is read at the next step.
+                self._read_credit += 1
+
+    def looks_allowed(self, pace: float | None) -> bool:
+        """Whether the budget leaves room for the refresh watch's looks."""
+        return pace is None or pace * 3600 >= LOOKS_NEED_PER_AGENT_HOUR * max(
+            self.agents, 1
+        )
+
+    def plan(
+        self,
+        now: datetime,
+        due_looks: list[str],
+        pace: float | None,
+        *,
+        sustained: float | None,
+        probe: bool,
+    ) -> tuple[list[str], list[str]]:
+        """Return the looks and the reads to send now.
+
+        `pace` is the requests per second the budget allows now, `sustained`
+        what it allows in the long run (None: no limit known); `probe`: the
+        API failed last time, so read one agent only.
+        """
+        self._credit(now, pace)
+        read_pace = self._read_pace(sustained)
+        self.effective_interval = (
+            timedelta(seconds=self.agents / read_pace)
+            if read_pace > 0 and self.agents
+            else self.interval
+        )
+        allowed = (
+            len(due_looks) + self.agents
+            if pace is None
+            else max(math.floor(self._request_credit), 0)
+        )
+        looks = due_looks[: 0 if probe else allowed]
+        count = min(math.floor(self._read_credit), allowed - len(looks))
+        if probe:
+            # The API failed last time: one request tells whether it is back.
+            count = min(max(count, 1), 1, allowed)
+        reads: list[str] = []
+        if count > 0:
+            taken = set(looks)
+            for agent_id in self._order:
+                if len(reads) >= count:
+                    break
+                if agent_id not in taken:
+                    reads.append(agent_id)
+        self._read_credit -= len(reads)
+        self._looks.extend(now for _ in looks)
+        return looks, reads
+
+    def done(
+        self,
+        now: datetime,
+        attempted: Iterable[str],
+        held: Iterable[str],
+        requests_sent: int,
+    ) -> None:
+        """Account for a step: the agents read (or failed), those held back."""
+        for agent_id in attempted:
+            if agent_id in self._order:
+                self._order[agent_id] = now
+                self._order.move_to_end(agent_id)
+        # Held back by the budget: still the oldest, read first once it allows.
+        self._read_credit += sum(1 for agent_id in held if agent_id in self._order)
+        self._request_credit -= requests_sent
+
+    def next_step(self, now: datetime, pace: float | None) -> datetime:
+        """When reads are next due (looks and staleness are the caller's)."""
+        read_pace = self._read_pace(pace)
+        if read_pace <= 0:
+            return now + self.interval
+        if pace is None:
+            batch = max(1.0, min(self.agents, read_pace * STEP.total_seconds()))
+            need = max(batch - self._read_credit, 0.0) / read_pace
+            return now + max(timedelta(seconds=need), MIN_STEP)
+        need_reads = max(1 - self._read_credit, 0.0) / read_pace
+        need_requests = max(1 - self._request_credit, 0.0) / pace
+        wait = max(need_reads, need_requests)
+        return now + max(timedelta(seconds=wait), MIN_STEP)
+
+    def look_rate(self, now: datetime) -> float:
+        """Return the looks per second over the last hour."""
+        while self._looks and self._looks[0] < now - LOOK_RATE_WINDOW:
+            self._looks.popleft()
+        return len(self._looks) / LOOK_RATE_WINDOW.total_seconds()
+
+    def _read_pace(self, pace: float | None) -> float:
+        """Agents read per second: the configured interval's, or what the budget leaves."""
+        wanted = self.agents / self.interval.total_seconds()
+        if pace is None or self._credited_at is None:
+            return wanted
+        left = max(
+            pace - self.look_rate(self._credited_at), pace * (1 - MAX_LOOK_SHARE)
+        )
+        return min(wanted, left)
+
+    def _credit(self, now: datetime, pace: float | None) -> None:
+        """Add the reads and requests the time since the last step allows."""
+        elapsed = (
+            0.0
+            if self._credited_at is None
+            else max((now - self._credited_at).total_seconds(), 0.0)
+        )
+        if self._credited_at is None:
+            # The first step reads every agent (as far as the budget goes).
+            self._read_credit = self.agents
+        self._credited_at = now
+        read_pace = self._read_pace(pace)
+        self._read_credit = min(
+            self._read_credit + elapsed * read_pace, float(self.agents)
+        )
+        if pace is None:
+            self._request_credit = 0.0
+            return
+        cap = max(float(BURST), pace * STEP.total_seconds())
+        self._request_credit = min(self._request_credit + elapsed * pace, cap)
