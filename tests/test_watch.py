@@ -21,13 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.telzino.api import RegistrationState, RegistrationStatus
 from custom_components.telzino.watch import RefreshWatch, _timer_of
-from scripts.fake_telzino import (
-    FRONT_DESK,
-    SALES_LINE,
-    STATUS,
-    FakeTelzino,
-    Registrant,
-)
+from scripts.fake_telzino import FRONT_DESK, SALES_LINE, STATUS, FakeTelzino, Registrant
 from tests.common import make_entry, setup_entry
 
 REGISTERED = "binary_sensor.front_desk_registered"
@@ -73,9 +67,7 @@ async def setup_simulated(
         # A second agent, registered, that the tests leave alone.
         fake.add_agent("Sales line", SALES_LINE)
         watched.append(SALES_LINE)
-    entry = await setup_entry(
-        hass, make_entry(fake_url, watched, watch_refresh=watch)
-    )
+    entry = await setup_entry(hass, make_entry(fake_url, watched, watch_refresh=watch))
     return entry, model
 
 

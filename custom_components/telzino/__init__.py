@@ -99,6 +99,8 @@ async def async_remove_config_entry_device(
     with all agents watched only a loaded entry knows the account's agents, and
     a device deleted while it is not loaded comes back if its agent still exists.
     """
+    if (DOMAIN, entry.entry_id) in device.identifiers:
+        return False  # the account's device lives as long as the entry
     if entry.options.get(CONF_ALL_AGENTS, False):
         watched: set[str] = (
             set(entry.runtime_data.data)

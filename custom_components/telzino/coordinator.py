@@ -454,6 +454,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     round(agents * 3600 / self.scan_interval.total_seconds())
                 ),
                 "granted": str(figures[1] or 0),
+                "configured_twice": str(
+                    round(BUDGET_ISSUE_FACTOR * self.scan_interval.total_seconds())
+                ),
             },
             data={"entry_id": self.config_entry.entry_id},
         )
@@ -609,8 +612,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 (value for domain, value in device.identifiers if domain == DOMAIN),
                 None,
             )
-            if agent_id is None:
-                continue
+            if agent_id is None or agent_id == self.config_entry.entry_id:
+                continue  # the account's own device
             agent = self.account_agents.get(agent_id)
             if agent is None:
                 if self.all_agents:

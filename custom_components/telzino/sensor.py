@@ -13,11 +13,15 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
+from .const import DASHBOARD_URL, DOMAIN, MANUFACTURER
 from .coordinator import REFRESH_STATES, TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
 from .history import DAY, AgentHistory
@@ -147,6 +151,36 @@ HISTORY_SENSORS: tuple[TelzinoHistorySensorEntityDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class TelzinoAccountSensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor of the account: how its agents are polled."""
+
+    # (effective interval in seconds, request budget per hour or None)
+    value_fn: Callable[[tuple[int, int | None]], int | None]
+
+
+ACCOUNT_SENSORS: tuple[TelzinoAccountSensorEntityDescription, ...] = (
+    TelzinoAccountSensorEntityDescription(
+        key="polling_interval",
+        translation_key="polling_interval",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # How often each agent is read: the configured interval, or longer
+        # when the API's request budget does not allow it.
+        value_fn=lambda figures: figures[0],
+    ),
+    TelzinoAccountSensorEntityDescription(
+        key="request_budget",
+        translation_key="request_budget",
+        native_unit_of_measurement="requests/h",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # Unknown until the API shows a limit (headers or a 429).
+        value_fn=lambda figures: figures[1],
+    ),
+)
+
+
 NEXT_ATTEMPT = SensorEntityDescription(
     key="next_registration_attempt",
     translation_key="next_registration_attempt",
@@ -172,6 +206,10 @@ async def async_setup_entry(
         ]
 
     async_add_agent_entities(entry, async_add_entities, create)
+    async_add_entities(
+        TelzinoAccountSensor(entry.runtime_data, description)
+        for description in ACCOUNT_SENSORS
+    )
 
 
 class TelzinoSensor(TelzinoEntity, SensorEntity):
@@ -247,3 +285,56 @@ class TelzinoHistorySensor(TelzinoEntity, SensorEntity):
             if history is None
             else self.entity_description.value_fn(history, dt_util.utcnow().timestamp())
         )
+
+
+class TelzinoAccountSensor(CoordinatorEntity[TelzinoCoordinator], SensorEntity):
+    """A sensor of the account's polling, on a device of its own."""
+
+    _attr_has_entity_name = True
+    _written_available = True
+    entity_description: TelzinoAccountSensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: TelzinoCoordinator,
+        description: TelzinoAccountSensorEntityDescription,
+    ) -> None:
+        """Attach the sensor to the account's device."""
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self.entity_description = description
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            entry_type=DeviceEntryType.SERVICE,
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer=MANUFACTURER,
+            model="Account",
+            configuration_url=DASHBOARD_URL,
+        )
+        self._attr_native_value = description.value_fn(coordinator.budget_figures())
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the budget's figures, which change apart from the agents' data."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, self.coordinator.budget_signal, self._handle_budget
+            )
+        )
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        """Write only when the availability changed; the figures come by signal."""
+        if self.available != self._written_available:
+            self._written_available = self.available
+            self.async_write_ha_state()
+
+    @callback
+    def _handle_budget(self) -> None:
+        value = self.entity_description.value_fn(self.coordinator.budget_figures())
+        if value != self._attr_native_value:
+            self._attr_native_value = value
+            self.async_write_ha_state()
