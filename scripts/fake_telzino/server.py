@@ -80,8 +80,9 @@ class Stats:
     status_times: deque[float] = field(
         default_factory=lambda: deque(maxlen=STATUS_TIMES_KEPT)
     )
-    # Every API request as it arrived (the fake's clock, path), the last ones.
-    request_times: deque[tuple[float, str]] = field(
+    # Every API request as it arrived (the fake's clock, path, whether the
+    # rate limit admitted it), the last ones.
+    request_times: deque[tuple[float, str, bool]] = field(
         default_factory=lambda: deque(maxlen=STATUS_TIMES_KEPT)
     )
     in_flight: int = 0
@@ -238,15 +239,16 @@ class FakeTelzino:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
         budget: dict[str, str] = {}
-        self.stats.request_times.append((self.clock(), request.path))
+        allowed = True
         if self.rate_limit is not None:
             allowed, budget = self.rate_limit.admit(self.clock())
-            if not allowed:
-                # Every request counts, the token and agent list included.
-                self.stats.rate_limited += 1
-                return web.json_response(
-                    {"error": "Too many requests"}, status=429, headers=budget
-                )
+        self.stats.request_times.append((self.clock(), request.path, allowed))
+        if not allowed:
+            # Every request counts, the token and agent list included.
+            self.stats.rate_limited += 1
+            return web.json_response(
+                {"error": "Too many requests"}, status=429, headers=budget
+            )
         stats = self.stats
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)

@@ -1,0 +1,168 @@
+"""Many agents behind a rate limit: the entry loads, stays available, shows a loss.
+
+The three cases of issue 19, each against the fake API's rate limit, with the
+agents driven by the calibrated OpenSIPS model under Home Assistant's frozen
+clock (one-second steps, so that every planned step runs when it is due).
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+import random
+import time
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.telzino.const import DOMAIN
+from scripts.fake_telzino import STATUS, FakeTelzino, RateLimit, serve
+from tests.common import make_entry, setup_entry
+
+START = 1_795_800_030.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """Agents, configured interval and the API's limit."""
+
+    agents: int
+    interval: int
+    limit: RateLimit
+    minutes: int
+
+
+CASES = {
+    # Never loaded before: each retry spent the budget and failed.
+    "150 agents, 100/min": Case(
+        150, 60, RateLimit("sliding_window", 100, 60, retry_after=True), 12
+    ),
+    # 20 % of the time unavailable before; 72 s would have fitted.
+    "20 agents, 1000/h": Case(
+        20, 60, RateLimit("fixed_window", 1000, 3600, headers="x-ratelimit"), 12
+    ),
+    # Fits when spread out, not in bursts.
+    "60 agents, 25/10 s": Case(
+        60, 30, RateLimit("token_bucket", 25, 10, headers="ietf"), 8
+    ),
+}
+
+
+async def run_for(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int
+) -> None:
+    """Let `seconds` of frozen time pass, one second at a time."""
+    for _ in range(seconds):
+        freezer.tick(timedelta(seconds=1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.mark.parametrize("name", CASES)
+async def test_many_agents_within_a_rate_limit(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    issue_registry: ir.IssueRegistry,
+    name: str,
+) -> None:
+    """Loads, keeps every agent available, shows a loss within 2.5 x the interval."""
+    case = CASES[name]
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    fake.close_connections = True
+    rng = random.Random(19)  # noqa: S311  # a fixed scenario
+    agents = fake.add_agents(case.agents)
+    for agent in agents[1:]:
+        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    lost = agents[0]  # static: the test decides when it is lost
+    fake.rate_limit = case.limit
+    registered = {
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered" for a in agents
+    }
+    async with serve(fake) as url:
+        entry = await setup_entry(
+            hass,
+            make_entry(url, [a.id for a in agents], scan_interval=case.interval),
+        )
+        assert entry.state is ConfigEntryState.LOADED
+        # Every agent is read within its first effective interval.
+        await run_for(hass, freezer, 3 * case.interval)
+        coordinator = entry.runtime_data
+        effective = coordinator.schedule.effective_interval.total_seconds()
+        unavailable = 0
+        for _ in range(case.minutes):
+            await run_for(hass, freezer, 60)
+            states = [hass.states.get(entity_id).state for entity_id in registered]
+            unavailable += sum(state == STATE_UNAVAILABLE for state in states)
+            assert STATE_UNKNOWN not in states
+        assert unavailable == 0
+        # The budget is used, not exceeded by much.
+        assert fake.stats.rate_limited <= 0.01 * fake.stats.requests[STATUS] + 12
+
+        fake.set_state(lost.id, "REGISTER_TIMEOUT_STATE")
+        lost_entity = f"binary_sensor.{lost.name.lower().replace(' ', '_')}_registered"
+        for _ in range(int(2.5 * effective) + 1):
+            if hass.states.get(lost_entity).state == STATE_OFF:
+                break
+            await run_for(hass, freezer, 1)
+        assert hass.states.get(lost_entity).state == STATE_OFF
+        needs_issue = effective > 2 * case.interval
+        assert (
+            issue_registry.async_get_issue(DOMAIN, f"request_budget_{entry.entry_id}")
+            is not None
+        ) is needs_issue
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_no_request_leaves_before_retry_after_ends(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+) -> None:
+    """No request of any kind before Retry-After ends, whatever planned it.
+
+    Fifty agents in one burst against 20 requests a minute: the answers that
+    arrive after the first 429 plan refresh looks and reads; the token
+    renewal and the agent list come due too. Every request the fake API sees
+    must fall outside each Retry-After it sent.
+    """
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    fake.close_connections = True
+    agents = fake.add_agents(50)
+    for number, agent in enumerate(agents):
+        fake.simulate(agent.id, timer_interval=20.0, phase=number % 20)
+        agent.registration_timeout = 120
+    fake.rate_limit = RateLimit("fixed_window", 20, 60)
+    fake.stats.request_times = deque()  # every request of the run, not the last
+    async with serve(fake) as url:
+        entry = await setup_entry(
+            hass, make_entry(url, [], all_agents=True, scan_interval=30)
+        )
+        assert entry.state is ConfigEntryState.LOADED
+        await run_for(hass, freezer, 1800)
+        # A token the API no longer takes: renewed (a token request) between
+        # 429s; later the agent list's hourly re-read.
+        fake.expire_tokens()
+        await run_for(hass, freezer, 1900)
+        await hass.config_entries.async_unload(entry.entry_id)
+    assert fake.stats.rate_limited > 0
+    window = 60
+    # A fixed window's Retry-After ends at the window's end: after a refusal,
+    # nothing may arrive later in that window, token and agent list included.
+    # (Requests of the same instant were in flight when the 429 came back.)
+    refused: dict[int, float] = {}
+    paths = set()
+    for at, path, admitted in fake.stats.request_times:
+        slot = int(at // window)
+        assert at <= refused.get(slot, at), (at - START, path)
+        paths.add(path.rsplit("/", 1)[-1])
+        if not admitted:
+            refused.setdefault(slot, at)
+    assert refused
+    assert {"token", "status", "agents"} <= paths
