@@ -56,6 +56,7 @@ def make_entry(
     token: str | None = None,
     scan_interval: int = DEFAULT_SCAN_INTERVAL,
     watch_refresh: bool = True,
+    entry_id: str = "01JTELZINOTESTENTRY000000A",
 ) -> MockConfigEntry:
     """Return a config entry as the config flow creates it."""
     auth: dict[str, str] = (
@@ -69,6 +70,8 @@ def make_entry(
     )
     return MockConfigEntry(
         domain=DOMAIN,
+        # Fixed, as core's tests do: the account's entities are named by it.
+        entry_id=entry_id,
         title="Telzino",
         unique_id=ORGANIZATION_ID,
         data={**auth, CONF_API_URL: url},

@@ -479,7 +479,12 @@ async def test_credentials_that_cannot_list_agents(
     assert hass.states.get(entity_id).state == STATE_ON
 
     # Watching all agents needs the list: without it the poll fails.
-    all_entry = await setup_entry(hass, make_entry(fake_url, [], all_agents=True))
+    all_entry = await setup_entry(
+        hass,
+        make_entry(
+            fake_url, [], all_agents=True, entry_id="01JTELZINOTESTENTRY000000B"
+        ),
+    )
     assert all_entry.state is ConfigEntryState.SETUP_RETRY
 
 
@@ -531,6 +536,11 @@ async def test_only_unwatched_devices_can_be_deleted(
     await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert await async_remove_config_entry_device(hass, init_integration, device)
+    # The account's device (its polling sensors) lives as long as the entry.
+    account = device_registry.async_get_device_by_identifier(
+        (DOMAIN, init_integration.entry_id), init_integration.entry_id
+    )
+    assert not await async_remove_config_entry_device(hass, init_integration, account)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.telzino.const import DOMAIN
-from scripts.fake_telzino import STATUS, FakeTelzino, RateLimit, serve
+from scripts.fake_telzino import AGENTS, STATUS, FakeTelzino, RateLimit, serve
 from tests.common import make_entry, setup_entry
 
 START = 1_795_800_030.0
@@ -166,3 +166,91 @@ async def test_no_request_leaves_before_retry_after_ends(
             refused.setdefault(slot, at)
     assert refused
     assert {"token", "status", "agents"} <= paths
+
+
+async def test_the_user_sees_the_budget_and_is_told_when_it_slows_polling(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The account's sensors show the effective interval and the budget.
+
+    A repair issue says how many requests are needed and granted while the
+    interval is stretched past twice the configured one, and goes when the
+    budget allows it again.
+    """
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    agents = fake.add_agents(60)
+    fake.rate_limit = RateLimit("sliding_window", 10, 60, headers="x-ratelimit")
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [agent.id for agent in agents]))
+        assert entry.state is ConfigEntryState.LOADED
+        await run_for(hass, freezer, 120)
+        # 10 requests a minute at 98 %: 588 an hour, one read per agent every
+        # 367 s; the watch is off (under 3 requests an agent-hour).
+        assert hass.states.get("sensor.telzino_request_budget").state == "588"
+        assert hass.states.get("sensor.telzino_polling_interval").state == "367"
+        issue = issue_registry.async_get_issue(
+            DOMAIN, f"request_budget_{entry.entry_id}"
+        )
+        assert issue is not None
+        assert issue.translation_placeholders == {
+            "account": "Telzino",
+            "agents": "60",
+            "configured": "60",
+            "effective": "367",
+            "needed": "3600",
+            "granted": "588",
+            "configured_twice": "120",
+        }
+        fake.rate_limit = RateLimit("sliding_window", 1000, 60, headers="x-ratelimit")
+        await run_for(hass, freezer, 120)
+        assert hass.states.get("sensor.telzino_polling_interval").state == "60"
+        assert (
+            issue_registry.async_get_issue(DOMAIN, f"request_budget_{entry.entry_id}")
+            is None
+        )
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_rate_limited_agent_list_keeps_the_agents_read(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+) -> None:
+    """The hourly agent list, held back by a 429, does not stop the reads."""
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    agent = fake.add_agents(1)[0]
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [agent.id]))
+        await run_for(hass, freezer, 3500)
+        fake.inject(AGENTS, status=429, retry_after="30", times=1)
+        await run_for(hass, freezer, 200)
+        assert fake.stats.responses[AGENTS, 429] == 1
+        assert hass.states.get("binary_sensor.agent_000_registered").state == "on"
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_with_polling_disabled_nothing_is_read_after_setup(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+) -> None:
+    """The user turned polling off in the entry's system options: no steps run."""
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    agent = fake.add_agents(1)[0]
+    async with serve(fake) as url:
+        entry = make_entry(url, [agent.id])
+        entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(entry, pref_disable_polling=True)
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert hass.states.get("binary_sensor.agent_000_registered").state == "on"
+        fake.reset_stats()
+        await run_for(hass, freezer, 300)
+        assert fake.stats.requests[STATUS] == 0
+        await hass.config_entries.async_unload(entry.entry_id)

@@ -313,7 +313,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 if self.watch is not None:
                     self.watch.observe(agent_id, result, now)
                 self._read_at[agent_id] = now
-                self._predicted[agent_id] = self._predicted_change(agent_id, agent, now)
+                self._predicted[agent_id] = self._predicted_change(
+                    agent_id, result, agent.can_receive_calls
+                )
             elif self.watch is not None:
                 self.watch.observe(agent_id, None, now)
             if agent is not before:
@@ -331,7 +333,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         return data
 
     def _predicted_change(
-        self, agent_id: str, agent: AgentData, now: datetime
+        self, agent_id: str, status: RegistrationStatus, can_receive_calls: bool
     ) -> datetime | None:
         """Until when a reading provably stays what OpenSIPS has; None: not at all.
 
@@ -339,14 +341,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         registration is disabled or reloaded), a refresh in progress within its
         SIP transaction, and a failed registration at its next attempt.
         """
-        status = agent.status
-        if status is None:
-            return None
         look_margin = REPLY_MARGIN + TICK_SLACK + READ_SLACK
         if status.is_registered:
             refresh = None if self.watch is None else self.watch.refresh_due(agent_id)
             return None if refresh is None else refresh + look_margin
-        if agent.can_receive_calls and status.last_register_sent is not None:
+        if can_receive_calls and status.last_register_sent is not None:
             return status.last_register_sent + REFRESH_REPLY_GRACE
         attempt = self.next_attempt(agent_id, status)
         return None if attempt is None else attempt + look_margin
@@ -398,9 +397,10 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if looks_allowed and self.watch is not None:
             look = self.watch.next_look()
             if look is not None:
-                when = min(when, look)
+                when = min(when, max(look, self.schedule.next_request(now, pace)))
         if (blocked := budget.blocked_for()) > 0:
-            when = max(when, now + timedelta(seconds=blocked))
+            # Nothing can be sent before; right after, what is due is.
+            when = now + timedelta(seconds=blocked)
         if self._next_expiry is not None:
             when = min(when, self._next_expiry)
         self._next_step = max(when, now + MIN_STEP)

@@ -95,7 +95,7 @@ class ReadSchedule:
             if pace is None
             else max(math.floor(self._request_credit), 0)
         )
-        looks = due_looks[: 0 if probe else allowed]
+        looks = [a for a in due_looks if a in self._order][: 0 if probe else allowed]
         count = min(math.floor(self._read_credit), allowed - len(looks))
         if probe:
             # The API failed last time: one request tells whether it is back.
@@ -120,12 +120,12 @@ class ReadSchedule:
         requests_sent: int,
     ) -> None:
         """Account for a step: the agents read (or failed), those held back."""
+        # Every agent planned comes from this schedule.
         for agent_id in attempted:
-            if agent_id in self._order:
-                self._order[agent_id] = now
-                self._order.move_to_end(agent_id)
+            self._order[agent_id] = now
+            self._order.move_to_end(agent_id)
         # Held back by the budget: still the oldest, read first once it allows.
-        self._read_credit += sum(1 for agent_id in held if agent_id in self._order)
+        self._read_credit += len(list(held))
         self._request_credit -= requests_sent
 
     def next_step(self, now: datetime, pace: float | None) -> datetime:
@@ -138,8 +138,15 @@ class ReadSchedule:
             need = max(batch - self._read_credit, 0.0) / read_pace
             return now + max(timedelta(seconds=need), MIN_STEP)
         need_reads = max(1 - self._read_credit, 0.0) / read_pace
-        need_requests = max(1 - self._request_credit, 0.0) / pace
-        wait = max(need_reads, need_requests)
+        return max(now + timedelta(seconds=need_reads), self.next_request(now, pace))
+
+    def next_request(self, now: datetime, pace: float | None) -> datetime:
+        """When the budget next allows a request (a look waits for it too)."""
+        if not pace:
+            # Unknown, or none left in this window: the budget holds requests
+            # back until its reset, and the caller steps at that moment.
+            return now + MIN_STEP
+        wait = max(1 - self._request_credit, 0.0) / pace
         return now + max(timedelta(seconds=wait), MIN_STEP)
 
     def look_rate(self, now: datetime) -> float:
@@ -174,7 +181,8 @@ class ReadSchedule:
             self._read_credit + elapsed * read_pace, float(self.agents)
         )
         if pace is None:
-            self._request_credit = 0.0
+            # Nothing known: once a limit is, a burst may follow its first block.
+            self._request_credit = float(BURST)
             return
         cap = max(float(BURST), pace * STEP.total_seconds())
         self._request_credit = min(self._request_credit + elapsed * pace, cap)

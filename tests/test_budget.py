@@ -1,0 +1,172 @@
+"""The request budget: what it holds back and what it learns, request by request.
+
+Outside Home Assistant, as the client is; the clock is moved by hand.
+"""
+
+import time
+
+import pytest
+
+from custom_components.telzino.api import RequestBudget, TelzinoRateLimitedError
+from tests.common import FakeClock
+
+
+def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> None:
+    """Record `count` accepted requests, `every` seconds apart."""
+    for _ in range(count):
+        budget.check()
+        budget.record(200, {})
+        clock.advance(every)
+
+
+def test_nothing_known_nothing_held() -> None:
+    """Until the API shows a limit, nothing is paced and nothing is held."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 50, 0.1)
+    assert budget.pace() is None
+    assert budget.sustained() is None
+    assert budget.blocked_for() == 0
+    assert budget.sent == 50
+
+
+def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
+    """100 accepted in a minute, then a 429 for 30 s: about 100 a minute learned."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 100, 0.3)
+    budget.record(429, {"Retry-After": "30"})
+    with pytest.raises(TelzinoRateLimitedError) as raised:
+        budget.check()
+    assert raised.value.retry_after == pytest.approx(30)
+    # Answers to requests already in flight change neither block nor lesson.
+    budget.record(429, {})
+    assert budget.blocked_for() == pytest.approx(30)
+    assert budget.source == "429s"
+    # 100 requests between the first one and the end of the block (60 s).
+    assert budget.sustained() == pytest.approx(100 / 60 * 0.96)
+    clock.advance(30)
+    budget.check()
+    # Then it probes upwards slowly: 1 % per 10 minutes without a 429.
+    before = budget.pace()
+    clock.advance(1200)
+    assert budget.pace() == pytest.approx(before * 1.02)
+
+
+def test_a_thin_estimate_halves_the_rate() -> None:
+    """A 429 after too few requests to estimate from: the known rate is halved."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    learned = budget.limit_rate
+    assert learned is not None
+    clock.advance(10)
+    spend(budget, clock, 3, 1.0)
+    budget.record(429, {"Retry-After": "5"})
+    assert budget.limit_rate == pytest.approx(learned / 2)
+
+
+def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
+    """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    for wait in (30, 60, 120):
+        budget.record(429, {})
+        assert budget.blocked_for() == pytest.approx(wait)
+        clock.advance(wait)
+    # The first 429 had nothing to learn from: no rate is made up.
+    assert budget.limit_rate is None
+    budget.record(200, {})
+    budget.record(429, {})
+    assert budget.blocked_for() == pytest.approx(30)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {
+            "X-RateLimit-Limit": "1000",
+            "X-RateLimit-Remaining": "400",
+            "X-RateLimit-Reset": "3600",
+        },
+        {
+            "RateLimit-Limit": "1000",
+            "RateLimit-Remaining": "400",
+            "RateLimit-Reset": "3600",
+        },
+        {
+            "RateLimit-Policy": '"telzino";q=1000;w=3600',
+            "RateLimit": '"telzino";r=400;t=3600',
+        },
+    ],
+    ids=["x-ratelimit", "ietf draft", "ietf structured"],
+)
+def test_headers_give_the_budget(headers: dict[str, str]) -> None:
+    """1,000 an hour, 400 left for the hour: planned at 98 %, and no faster than what is left."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.record(200, headers)
+    assert budget.source == "headers"
+    assert budget.window == 3600
+    assert budget.sustained() == pytest.approx(1000 / 3600 * 0.98)
+    assert budget.pace() == pytest.approx(400 / 3600)
+    # In the last second of the window, the long-run rate holds.
+    clock.advance(3599.5)
+    assert budget.pace() == pytest.approx(1000 / 3600 * 0.98)
+
+
+def test_a_limit_without_a_remainder_is_planned_at_its_rate() -> None:
+    """Limit and reset alone: the long-run rate, nothing held."""
+    budget = RequestBudget(FakeClock())
+    budget.record(200, {"X-RateLimit-Limit": "100", "X-RateLimit-Reset": "60"})
+    assert budget.pace() == pytest.approx(100 / 60 * 0.98)
+    assert budget.blocked_for() == 0
+
+
+def test_a_spent_budget_holds_until_the_reset_without_a_429() -> None:
+    """Remaining 0: nothing is sent until the reset; a Unix-time reset is read too."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.record(
+        200,
+        {
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": "40",
+        },
+    )
+    assert budget.blocked_for() == pytest.approx(40)
+    # A 429 without Retry-After waits for the announced reset.
+    clock.advance(40)
+    budget.record(429, {"X-RateLimit-Limit": "10", "X-RateLimit-Reset": "20"})
+    assert budget.blocked_for() == pytest.approx(20)
+    unix = RequestBudget(FakeClock())
+
+    unix.record(
+        200,
+        {
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "5",
+            "X-RateLimit-Reset": str(int(time.time()) + 60),
+        },
+    )
+    assert unix.window == pytest.approx(60, abs=2)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Limit": "many", "X-RateLimit-Reset": "60"},
+        {"X-RateLimit-Limit": "inf", "X-RateLimit-Reset": "60"},
+        {"X-RateLimit-Limit": "0", "X-RateLimit-Reset": "60"},
+        {"X-RateLimit-Limit": "100"},
+        {"RateLimit-Policy": "garbage"},
+    ],
+)
+def test_unreadable_headers_are_ignored(headers: dict[str, str]) -> None:
+    """Headers that say nothing usable teach nothing."""
+    budget = RequestBudget(FakeClock())
+    budget.record(200, headers)
+    assert budget.source is None
+    assert budget.pace() is None
