@@ -22,6 +22,7 @@ from scripts.fake_telzino import (
     CLIENT_ID,
     CLIENT_SECRET,
     FakeTelzino,
+    RateLimit,
     flap_demo_agent,
     seed_demo,
     serve,
@@ -92,6 +93,7 @@ async def develop(
     config_dir: Path,
     *,
     on_start: OnStart | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> int:
     """Serve the fake API and keep Home Assistant running; return its exit code.
 
@@ -100,6 +102,7 @@ async def develop(
     The fake API outlives Home Assistant's restarts.
     """
     fake = FakeTelzino()
+    fake.rate_limit = rate_limit
     seed_demo(fake)
     flapping = asyncio.create_task(flap_demo_agent(fake))
     try:
@@ -168,10 +171,27 @@ def main() -> None:
         default=os.environ.get("TELZINO_HA_HOST", "127.0.0.1"),
         help="address Home Assistant listens on (0.0.0.0 for other machines)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=RateLimit.parse,
+        default=os.environ.get("TELZINO_FAKE_RATE_LIMIT"),
+        help=(
+            "rate limit the fake API: KIND:LIMIT/WINDOW[:HEADERS][:no-retry-after], "
+            "e.g. sliding_window:100/60 or fixed_window:1000/3600:x-ratelimit "
+            "(env TELZINO_FAKE_RATE_LIMIT; also settable at run time over "
+            "POST /_fake/rate_limit)"
+        ),
+    )
     args = parser.parse_args()
     try:
         exit_code = asyncio.run(
-            develop(args.port, args.api_port, args.host, CONFIG_DIR)
+            develop(
+                args.port,
+                args.api_port,
+                args.host,
+                CONFIG_DIR,
+                rate_limit=args.rate_limit,
+            )
         )
     except KeyboardInterrupt:
         print("\nStopped.")

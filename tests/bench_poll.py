@@ -6,6 +6,7 @@ measured here is Home Assistant's and the integration's alone.
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -140,16 +141,20 @@ async def idle_wake_cost() -> float:
     return statistics.median(costs)
 
 
-async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
-    """Wall and event-loop CPU time of a refresh with entity state writes.
+async def test_poll_cost(
+    hass: HomeAssistant, socket_enabled: None, freezer: FrozenDateTimeFactory
+) -> None:
+    """Wall and event-loop CPU time of a round of reads with entity state writes.
 
-    Next to each refresh, the same requests made with bare aiohttp through the
-    same session: the part of a refresh that no client code can save while the
-    API needs one request per agent. The two are paired, round by round, so
-    that both meet the same machine, and take turns going first; each figure
-    is the median of ROUNDS, and "rest" the median of each round's difference
-    (this machine's CPU time varies by 10 % or more between rounds, and
-    pairing cancels most of it).
+    A round is one interval of the rolling schedule: the steps that read every
+    agent once, each at its moment (the clock is moved to each step). Next to
+    each step, the same requests made with bare aiohttp through the same
+    session: the part that no client code can save while the API needs one
+    request per agent. The two are paired, round by round, so that both meet
+    the same machine, and take turns going first; each figure is the median of
+    ROUNDS, and "rest" the median of each round's difference (this machine's
+    CPU time varies by 10 % or more between rounds, and pairing cancels most
+    of it).
     """
     run_as_users_do(hass)
     session = async_get_clientsession(hass)
@@ -157,15 +162,15 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
         (
             f"Poll cost in Home Assistant, fake latency {LATENCY * 1000:.0f} ms, "
             f"at most {DEFAULT_MAX_CONCURRENCY} requests in flight, "
-            f"median of {', '.join(f'{n} refreshes at {a}' for a, n in ROUNDS.items())}"
-            " agents\n"
+            f"median of {', '.join(f'{n} rounds at {a}' for a, n in ROUNDS.items())}"
+            " agents; a round is one 60 s interval of the rolling schedule\n"
         ),
         (
-            "| agents | setup s | refresh wall s | ideal s | ratio "
-            "| refresh CPU ms | bare aiohttp CPU ms | rest CPU ms | rest / bare "
-            "| requests per poll |"
+            "| agents | setup s | steps per round | round wall s | ideal s | ratio "
+            "| round CPU ms | bare aiohttp CPU ms | rest CPU ms | rest / bare "
+            "| requests per round |"
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     worst_wall = worst_rest = 0.0
     for agents in AGENT_COUNTS:
@@ -177,46 +182,59 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
             coordinator = entry.runtime_data
             token = await fetch_token(session, url)
             agent_ids = list(coordinator.data)
-            walls, cpus, bare_cpus = [], [], []
-            for round_ in range(ROUNDS[agents]):
-                # Whichever runs first after the pause between rounds pays for
-                # waking up (about 0.3 ms at 100 agents here): take turns.
-                bare_first = round_ % 2 == 1
-                if bare_first:
-                    bare_cpus.append(
-                        await bare_cpu_time(session, url, token, agent_ids)
-                    )
-                before = await counters(url)
-                wall_start, cpu_start = time.perf_counter(), time.thread_time()
-                await coordinator.async_refresh()
-                await hass.async_block_till_done()
-                walls.append(time.perf_counter() - wall_start)
-                cpus.append(time.thread_time() - cpu_start)
-                assert coordinator.last_update_success
-                used = delta(await counters(url), before)
-                if not bare_first:
-                    bare_cpus.append(
-                        await bare_cpu_time(session, url, token, agent_ids)
-                    )
+            walls, ideals, cpus, bare_cpus, steps = [], [], [], [], []
+            offset = 0
+            for _ in range(ROUNDS[agents]):
+                wall = ideal = cpu = bare = 0.0
+                batches: list[int] = []
+                used: Counter[str] = Counter()
+                read = 0
+                # Counted between steps: the control requests are not measured.
+                while read < agents:
+                    freezer.move_to(coordinator._next_step)
+                    counted = await counters(url)
+                    wall_start, cpu_start = time.perf_counter(), time.thread_time()
+                    await coordinator.async_refresh()
+                    await hass.async_block_till_done()
+                    wall += time.perf_counter() - wall_start
+                    cpu += time.thread_time() - cpu_start
+                    assert coordinator.last_update_success
+                    step_used = delta(await counters(url), counted)
+                    used.update(step_used)
+                    batch = step_used.get("status", 0)
+                    read += batch
+                    if batch:
+                        batches.append(batch)
+                        ideal += math.ceil(batch / DEFAULT_MAX_CONCURRENCY) * LATENCY
+                        # The same number of requests at once, bare aiohttp,
+                        # right after the step (both meet a warm loop).
+                        ids = [agent_ids[(offset + n) % agents] for n in range(batch)]
+                        offset += batch
+                        bare += await bare_cpu_time(session, url, token, ids)
+                walls.append(wall)
+                ideals.append(ideal)
+                cpus.append(cpu)
+                bare_cpus.append(bare)
+                steps.append(len(batches))
             assert len(coordinator.data) == agents
             await hass.config_entries.async_unload(entry.entry_id)
             await hass.config_entries.async_remove(entry.entry_id)
-        wall, cpu = statistics.median(walls), statistics.median(cpus)
-        bare_cpu = statistics.median(bare_cpus)
-        ideal = math.ceil(agents / DEFAULT_MAX_CONCURRENCY) * LATENCY
+        wall, ideal = statistics.median(walls), statistics.median(ideals)
+        cpu, bare_cpu = statistics.median(cpus), statistics.median(bare_cpus)
         worst_wall = max(worst_wall, wall / ideal)
-        # Paired: each refresh against the bare requests of its round.
+        # Paired: each round against the bare requests of its round.
         differences = [c - b for c, b in zip(cpus, bare_cpus, strict=True)]
         rest = statistics.median(differences)
         rest_error = median_standard_error(differences)
         if agents in REST_TARGET_AT:
             worst_rest = max(worst_rest, rest / bare_cpu)
-        per_poll = ", ".join(f"{k} {v:g}" for k, v in sorted(used.items()) if v)
+        per_round = ", ".join(f"{k} {v:g}" for k, v in sorted(used.items()) if v)
         lines.append(
-            f"| {agents} | {setup:.2f} | {wall:.3f} | {ideal:.3f} | {wall / ideal:.2f} "
+            f"| {agents} | {setup:.2f} | {statistics.median(steps):g} "
+            f"| {wall:.3f} | {ideal:.3f} | {wall / ideal:.2f} "
             f"| {cpu * 1000:.1f} | {bare_cpu * 1000:.1f} "
             f"| {rest * 1000:.1f} ± {rest_error * 1000:.1f} "
-            f"| {rest / bare_cpu:.0%} ± {rest_error / bare_cpu:.0%} | {per_poll} |"
+            f"| {rest / bare_cpu:.0%} ± {rest_error / bare_cpu:.0%} | {per_round} |"
         )
     lines.append(
         "\nWhat the integration adds to bare aiohttp, at "

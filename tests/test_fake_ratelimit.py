@@ -137,3 +137,13 @@ async def test_every_request_counts_and_the_client_hears_retry_after(
         assert response.status == 204
     clock.advance(retry_after)
     assert (await client.get_registration_status(agent.id)).is_registered
+
+
+def test_a_limit_from_the_command_line() -> None:
+    """`scripts/develop --rate-limit` and the fake's own option read one spec."""
+    limit = RateLimit.parse("fixed_window:1000/3600:x-ratelimit:no-retry-after")
+    assert (limit.kind, limit.limit, limit.window) == ("fixed_window", 1000, 3600)
+    assert (limit.headers, limit.retry_after) == ("x-ratelimit", False)
+    assert RateLimit.parse("sliding_window:100/60").headers == "none"
+    with pytest.raises(ValueError, match="not a rate limit"):
+        RateLimit.parse("hourly:lots")

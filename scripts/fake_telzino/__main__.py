@@ -11,14 +11,22 @@ import json
 
 from .const import CLIENT_ID, CLIENT_SECRET
 from .demo import flap_demo_agent, seed_demo
+from .ratelimit import RateLimit
 from .server import FakeTelzino, serve
 
 
 async def _main(
-    host: str, port: int, *, demo: bool, agents: int, latency: float
+    host: str,
+    port: int,
+    *,
+    demo: bool,
+    agents: int,
+    latency: float,
+    rate_limit: RateLimit | None,
 ) -> None:
     fake = FakeTelzino(latency=latency)
     fake.add_agents(agents)
+    fake.rate_limit = rate_limit
     background: set[asyncio.Task[None]] = set()  # keeps the task referenced
     if demo:
         seed_demo(fake)
@@ -43,6 +51,12 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every answer"
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=RateLimit.parse,
+        default=None,
+        help="KIND:LIMIT/WINDOW[:HEADERS][:no-retry-after], e.g. sliding_window:100/60",
+    )
     args = parser.parse_args()
     with suppress(KeyboardInterrupt):
         asyncio.run(
@@ -52,6 +66,7 @@ def main() -> None:
                 demo=args.demo,
                 agents=args.agents,
                 latency=args.latency,
+                rate_limit=args.rate_limit,
             )
         )
 

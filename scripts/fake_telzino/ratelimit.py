@@ -41,6 +41,25 @@ class RateLimit:
         if self.limit < 1 or self.window <= 0:
             raise ValueError("a rate limit needs limit >= 1 and window > 0")
 
+    @classmethod
+    def parse(cls, spec: str) -> RateLimit:
+        """Read `KIND:LIMIT/WINDOW[:HEADERS][:no-retry-after]`, e.g. `sliding_window:100/60`."""
+        kind, _, rest = spec.partition(":")
+        amount, _, rest = rest.partition(":")
+        limit, _, window = amount.partition("/")
+        options = rest.split(":") if rest else []
+        headers = next((o for o in options if o in HEADERS), "none")
+        try:
+            return cls(
+                kind,  # type: ignore[arg-type]  # checked by __post_init__
+                int(limit),
+                float(window),
+                retry_after="no-retry-after" not in options,
+                headers=headers,  # type: ignore[arg-type]
+            )
+        except ValueError as err:
+            raise ValueError(f"not a rate limit: {spec!r} ({err})") from err
+
     def admit(self, now: float) -> tuple[bool, dict[str, str]]:
         """Count a request at `now`; return whether it passes, and the headers."""
         remaining, reset = self._take(now)

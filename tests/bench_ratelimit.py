@@ -1,0 +1,245 @@
+"""Benchmark: many agents behind a rate limit (run by `scripts/bench --rate-limit`).
+
+Not part of the test suite. For 20, 150 and 1,000 agents against 1,000
+requests an hour (a fixed window announced by X-RateLimit-* headers), 100 a
+minute (a sliding window that only answers 429 with Retry-After), 300 a
+minute (a token bucket announced by the IETF RateLimit fields) and no limit:
+simulated time under a frozen clock, the agents driven by the calibrated
+OpenSIPS model (3600 s registrations, a 100 s timer), a few of them losing
+their registration at a refresh (the registrar starts rejecting them).
+
+Measured after a warm-up of one ideal round (the first round reads what the
+budget allows; agents not read yet are unknown, not unavailable), over
+TELZINO_RATELIMIT_HOURS (default 1):
+
+- unavailable: the share of agent-time the Registered sensor is unavailable;
+- staleness ratio: the longest gap between two reads of an agent, divided by
+  the ideal N / R (the agents over the limit's requests per second, or the
+  configured interval when the budget allows it);
+- 429 share: requests answered 429 over all requests;
+- budget use: requests admitted over those the limit allows, where the
+  agents need more than it allows;
+- detection p95: from a loss at a refresh to the Registered sensor off, where
+  the budget allows the refresh looks (at least 3 requests per agent-hour).
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+import math
+import os
+import random
+import time
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_OFF, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from scripts.fake_telzino import FakeTelzino, RateLimit, serve
+from tests.bench_detection import START, percentile, truth
+from tests.common import make_entry, setup_entry
+
+HOURS = float(os.environ.get("TELZINO_RATELIMIT_HOURS", "1"))
+INTERVAL = 60
+REGISTRATION, TIMER = 3600, 100.0
+AGENT_COUNTS = (20, 150, 1000)
+LIMITS: dict[str, RateLimit | None] = {
+    "1,000/h": RateLimit("fixed_window", 1000, 3600, headers="x-ratelimit"),
+    "100/min": RateLimit("sliding_window", 100, 60),
+    "300/min": RateLimit("token_bucket", 300, 60, headers="ietf"),
+    "none": None,
+}
+# Agents losing their registration at a refresh, per case.
+LOSSES = 8
+LOOKS_NEED_PER_AGENT_HOUR = 3
+
+
+@dataclass
+class Result:
+    """One case's figures."""
+
+    unavailable: float
+    staleness: float
+    share_429: float
+    budget_use: float | None
+    detection_p95: float | None
+    losses: int
+    effective: float
+
+
+async def run_case(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, agents: int, limit_name: str
+) -> Result:
+    """Play one case; return its figures."""
+    limit = LIMITS[limit_name]
+    rate = None if limit is None else limit.limit / limit.window
+    ideal = INTERVAL if rate is None else max(INTERVAL, agents / rate)
+    warm_up = ideal + 300
+    end = warm_up + HOURS * 3600
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    fake.close_connections = True
+    fake.stats.request_times = deque()
+    rng = random.Random(f"{agents} {limit_name}")  # noqa: S311  # reproducible
+    fakes = fake.add_agents(agents)
+    ids = [agent.id for agent in fakes]
+    for agent in fakes:
+        agent.registration_timeout = REGISTRATION
+        fake.simulate(agent.id, timer_interval=TIMER, phase=rng.uniform(0, TIMER))
+    # A few agents whose registrar starts rejecting them after the warm-up:
+    # each loses its registration at its next refresh.
+    failing = {
+        agent_id: START + warm_up + rng.uniform(0, HOURS * 3600 - 1800)
+        for agent_id in rng.sample(ids, min(LOSSES, agents))
+    }
+    fake.rate_limit = (
+        None
+        if limit is None
+        else RateLimit(limit.kind, limit.limit, limit.window, headers=limit.headers)
+    )
+    entity_of = {
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
+        for a in fakes
+    }
+    off_at: dict[str, list[float]] = {}
+    unavailable_since: dict[str, float] = {}
+    unavailable_time = 0.0
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        nonlocal unavailable_time
+        new = event.data["new_state"]
+        if new is None or (agent_id := entity_of.get(new.entity_id)) is None:
+            return
+        now = time.time()
+        if new.state == STATE_OFF:
+            off_at.setdefault(agent_id, []).append(now)
+        if new.state == STATE_UNAVAILABLE:
+            unavailable_since.setdefault(agent_id, now)
+        elif (since := unavailable_since.pop(agent_id, None)) is not None:
+            unavailable_time += now - max(since, START + warm_up)
+
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, ids, scan_interval=INTERVAL))
+        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+        for second in range(1, int(end) + 1):
+            now = START + second
+            for agent_id, at in list(failing.items()):
+                if at <= now:
+                    fake.registrants[agent_id].set_behaviour(
+                        fake.agents[agent_id], "rejects", now
+                    )
+                    del failing[agent_id]
+            freezer.tick(timedelta(seconds=1))
+            async_fire_time_changed(hass)
+            await hass.async_block_till_done(wait_background_tasks=True)
+        effective = entry.runtime_data.schedule.effective_interval.total_seconds()
+        unsubscribe()
+        await hass.config_entries.async_unload(entry.entry_id)
+    stop = START + end
+    for since in unavailable_since.values():
+        unavailable_time += stop - max(since, START + warm_up)
+    # Every agent's reads; the longest gap that ends after the warm-up.
+    reads: dict[str, list[float]] = {agent_id: [] for agent_id in ids}
+    total = refused = admitted = 0
+    for at, path, allowed in fake.stats.request_times:
+        if allowed and path.endswith("/status"):
+            reads[path.split("/")[3]].append(at)
+        if at < START + warm_up:
+            continue
+        total += 1
+        refused += not allowed
+        admitted += allowed
+    worst = 0.0
+    for times in reads.values():
+        ends = [*times, stop]
+        starts = [START, *times]
+        worst = max(
+            worst,
+            *(
+                later - earlier
+                for earlier, later in zip(starts, ends, strict=True)
+                if later > START + warm_up
+            ),
+        )
+    needed = agents / INTERVAL
+    budget_use = (
+        admitted / (rate * (end - warm_up))
+        if rate is not None and needed > rate
+        else None
+    )
+    delays: list[float] = []
+    for agent_id, model in fake.registrants.items():
+        model.sync(fake.agents[agent_id], stop)
+        for loss in truth(model, stop).losses:
+            if loss.start < START + warm_up or not loss.at_refresh:
+                continue
+            shown = [t for t in off_at.get(agent_id, []) if loss.start <= t]
+            delays.append((shown[0] if shown else stop) - loss.start)
+    looks_possible = rate is None or rate * 3600 / agents >= LOOKS_NEED_PER_AGENT_HOUR
+    return Result(
+        unavailable=unavailable_time / (agents * (end - warm_up)),
+        staleness=worst / ideal,
+        share_429=refused / total if total else 0.0,
+        budget_use=budget_use,
+        detection_p95=percentile(delays, 95) if looks_possible and delays else None,
+        losses=len(delays),
+        effective=effective,
+    )
+
+
+RESULTS: dict[tuple[int, str], Result] = {}
+
+
+@pytest.mark.parametrize("limit_name", LIMITS)
+@pytest.mark.parametrize("agents", AGENT_COUNTS)
+async def test_rate_limit(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    agents: int,
+    limit_name: str,
+) -> None:
+    """Play one case; after the last, print the table and the summary line."""
+    RESULTS[agents, limit_name] = result = await run_case(
+        hass, freezer, agents, limit_name
+    )
+    print(f"\ncase {agents} agents, {limit_name}: {result}")
+    if len(RESULTS) < len(AGENT_COUNTS) * len(LIMITS):
+        return
+    lines = [
+        (
+            f"Rate limits ({HOURS:g} h simulated after one ideal round, {INTERVAL} s "
+            f"interval, {REGISTRATION} s registrations, {TIMER:g} s timer)"
+        ),
+        "",
+        (
+            "| agents | limit | effective interval s | unavailable | staleness ratio "
+            "| 429 share | budget use | losses at refresh | detection p95 s |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (count, name), r in RESULTS.items():
+        use = "-" if r.budget_use is None else f"{r.budget_use:.0%}"
+        p95 = "-" if r.detection_p95 is None else f"{r.detection_p95:.1f}"
+        lines.append(
+            f"| {count} | {name} | {r.effective:.0f} | {r.unavailable:.2%} "
+            f"| {r.staleness:.2f} | {r.share_429:.2%} | {use} | {r.losses} | {p95} |"
+        )
+    results = list(RESULTS.values())
+    uses = [r.budget_use for r in results if r.budget_use is not None]
+    p95s = [r.detection_p95 for r in results if r.detection_p95 is not None]
+    lines += [
+        "",
+        (
+            "rate limit: unavailable "
+            f"{max(r.unavailable for r in results) * 100:.2f} %, staleness ratio "
+            f"{max(r.staleness for r in results):.2f}, 429 share "
+            f"{max(r.share_429 for r in results) * 100:.2f} %, budget use "
+            f"{min(uses, default=math.nan) * 100:.0f} %, detection p95 "
+            f"{max(p95s, default=math.nan):.1f} s"
+        ),
+    ]
+    print("\n\n" + "\n".join(lines))
