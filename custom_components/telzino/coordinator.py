@@ -264,17 +264,18 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             held,
             budget.sent - sent_before,
         )
-        data = self._merge(
-            now,
-            {a: r for a, r in results.items() if a not in failed_looks},
-            watched_changed,
-        )
         if self.watch is not None:
+            # Before the readings plan the agents' next looks.
             for agent_id in looks:
                 if agent_id not in held:
                     self.watch.taken(agent_id)
             for agent_id in failed_looks:
                 self.watch.retry(agent_id, now)
+        data = self._merge(
+            now,
+            {a: r for a, r in results.items() if a not in failed_looks},
+            watched_changed,
+        )
         self._plan_next_step(now, looks_allowed)
         self._update_budget_issue()
         return data
