@@ -110,6 +110,19 @@ async def poll(
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
+async def run_for(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int
+) -> None:
+    """Let `seconds` of frozen time pass, one second at a time.
+
+    So that every planned step of the schedule runs when it is due.
+    """
+    for _ in range(seconds):
+        freezer.tick(timedelta(seconds=1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
 async def slow_poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     """Poll while frozen time advances in small steps, so that timeouts fire."""
     freezer.tick(timedelta(seconds=60))

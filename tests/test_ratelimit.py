@@ -7,7 +7,7 @@ clock (one-second steps, so that every planned step runs when it is due).
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 import random
 import time
 
@@ -17,11 +17,10 @@ from homeassistant.const import STATE_OFF, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.telzino.const import DOMAIN
 from scripts.fake_telzino import AGENTS, STATUS, FakeTelzino, RateLimit, serve
-from tests.common import make_entry, setup_entry
+from tests.common import make_entry, run_for, setup_entry
 
 START = 1_795_800_030.0
 
@@ -52,14 +51,12 @@ CASES = {
 }
 
 
-async def run_for(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int
-) -> None:
-    """Let `seconds` of frozen time pass, one second at a time."""
-    for _ in range(seconds):
-        freezer.tick(timedelta(seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+def frozen_fake(freezer: FrozenDateTimeFactory) -> FakeTelzino:
+    """Return a fake API on Home Assistant's clock, frozen at START."""
+    freezer.move_to(datetime.fromtimestamp(START, UTC))
+    fake = FakeTelzino(clock=time.time)
+    fake.close_connections = True
+    return fake
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -72,9 +69,7 @@ async def test_many_agents_within_a_rate_limit(
 ) -> None:
     """Loads, keeps every agent available, shows a loss within 2.5 x the interval."""
     case = CASES[name]
-    freezer.move_to(datetime.fromtimestamp(START, UTC))
-    fake = FakeTelzino(clock=time.time)
-    fake.close_connections = True
+    fake = frozen_fake(freezer)
     rng = random.Random(19)  # noqa: S311  # a fixed scenario
     agents = fake.add_agents(case.agents)
     for agent in agents[1:]:
@@ -131,9 +126,7 @@ async def test_no_request_leaves_before_retry_after_ends(
     renewal and the agent list come due too. Every request the fake API sees
     must fall outside each Retry-After it sent.
     """
-    freezer.move_to(datetime.fromtimestamp(START, UTC))
-    fake = FakeTelzino(clock=time.time)
-    fake.close_connections = True
+    fake = frozen_fake(freezer)
     agents = fake.add_agents(50)
     for number, agent in enumerate(agents):
         fake.simulate(agent.id, timer_interval=20.0, phase=number % 20)
@@ -180,8 +173,7 @@ async def test_the_user_sees_the_budget_and_is_told_when_it_slows_polling(
     interval is stretched past twice the configured one, and goes when the
     budget allows it again.
     """
-    freezer.move_to(datetime.fromtimestamp(START, UTC))
-    fake = FakeTelzino(clock=time.time)
+    fake = frozen_fake(freezer)
     agents = fake.add_agents(60)
     fake.rate_limit = RateLimit("sliding_window", 10, 60, headers="x-ratelimit")
     async with serve(fake) as url:
@@ -221,8 +213,7 @@ async def test_a_rate_limited_agent_list_keeps_the_agents_read(
     socket_enabled: None,
 ) -> None:
     """The hourly agent list, held back by a 429, does not stop the reads."""
-    freezer.move_to(datetime.fromtimestamp(START, UTC))
-    fake = FakeTelzino(clock=time.time)
+    fake = frozen_fake(freezer)
     agent = fake.add_agents(1)[0]
     async with serve(fake) as url:
         entry = await setup_entry(hass, make_entry(url, [agent.id]))
@@ -240,8 +231,7 @@ async def test_with_polling_disabled_nothing_is_read_after_setup(
     socket_enabled: None,
 ) -> None:
     """The user turned polling off in the entry's system options: no steps run."""
-    freezer.move_to(datetime.fromtimestamp(START, UTC))
-    fake = FakeTelzino(clock=time.time)
+    fake = frozen_fake(freezer)
     agent = fake.add_agents(1)[0]
     async with serve(fake) as url:
         entry = make_entry(url, [agent.id])

@@ -14,31 +14,18 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UN
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.telzino.api import RegistrationState, RegistrationStatus
 from custom_components.telzino.watch import RefreshWatch, _timer_of
 from scripts.fake_telzino import FRONT_DESK, SALES_LINE, STATUS, FakeTelzino, Registrant
-from tests.common import make_entry, setup_entry
+from tests.common import make_entry, run_for, setup_entry
 
 REGISTERED = "binary_sensor.front_desk_registered"
 SALES = "binary_sensor.sales_line_registered"
 NEXT_ATTEMPT = "sensor.front_desk_next_registration_attempt"
 TIMER = 100.0
 START = 1_795_800_030.0
-
-
-async def run_for(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: int
-) -> None:
-    """Let `seconds` of frozen time pass, one second at a time."""
-    for _ in range(seconds):
-        freezer.tick(timedelta(seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def setup_simulated(

@@ -10,13 +10,13 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-import re
 import time
 
 import pytest
 
 from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FakeTelzino, RateLimit, serve
 from scripts.live_ha import free_port, run_home_assistant
+from tests.live.logs import integration_errors
 
 pytestmark = [
     pytest.mark.live,
@@ -122,13 +122,6 @@ async def test_three_rate_limited_accounts(
             assert seconds <= deadline[prefix] + 2, (prefix, seconds, deadline)
         exit_code = await hass.stop()
     assert exit_code == 0
-    log = (tmp_path / "config" / "home-assistant.log").read_text()
-    ours = [
-        line
-        for line in log.splitlines()
-        if re.search(r"\] \[custom_components\.telzino", line)
-        and re.search(r"^\S+ \S+ (ERROR|CRITICAL)", line)
-    ]
-    assert ours == []
+    assert integration_errors(tmp_path / "config") == []
     for fake in fakes:
         assert fake.stats.rate_limited <= 0.02 * sum(fake.stats.requests.values()) + 12
