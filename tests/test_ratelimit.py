@@ -85,6 +85,11 @@ async def test_many_agents_within_a_rate_limit(
             make_entry(url, [a.id for a in agents], scan_interval=case.interval),
         )
         assert entry.state is ConfigEntryState.LOADED
+        first = [hass.states.get(entity_id).state for entity_id in registered]
+        assert STATE_UNAVAILABLE not in first
+        if case.agents > case.limit.limit:
+            # The first round ran out of budget: not read yet, so unknown.
+            assert STATE_UNKNOWN in first
         # Every agent is read within its first effective interval.
         await run_for(hass, freezer, 3 * case.interval)
         coordinator = entry.runtime_data
