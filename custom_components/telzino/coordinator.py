@@ -54,6 +54,8 @@ READ_SLACK: Final = STEP + timedelta(seconds=5)
 # An agent not read in its round keeps a provably current reading at most
 # this many effective intervals.
 STALE_INTERVALS: Final = 3
+# While the API fails, one request this often asks whether it is back.
+OUTAGE_PROBE: Final = timedelta(seconds=15)
 # A repair issue when the budget stretches the interval past this factor.
 BUDGET_ISSUE_FACTOR: Final = 2
 
@@ -157,7 +159,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # One scheduler for every request: looks first, then the oldest reads.
         self.schedule = ReadSchedule(self.scan_interval)
         self._synced_watched: list[str] | None = None
-        self._next_step: datetime | None = None
+        self._next_step = dt_util.utcnow() + self.scan_interval
         self._step_job = HassJob(
             self._handle_refresh_interval,
             f"{entry.title} step",
@@ -184,7 +186,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         now = dt_util.utcnow()
         budget = self.client.budget
         sent_before = budget.sent
-        self._next_step = None
+        # Unless the step succeeds and plans its own: an outage (or a failed
+        # agent list) is probed this often, one request at a time.
+        self._next_step = now + min(self.scan_interval, OUTAGE_PROBE)
         try:
             await self._async_refresh_agent_list()
         except TelzinoRateLimitedError as err:
@@ -417,9 +421,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if self.config_entry.pref_disable_polling:
             return
         self._async_unsub_refresh()
-        when = self._next_step or dt_util.utcnow() + self.scan_interval
         self._unsub_refresh = async_track_point_in_utc_time(
-            self.hass, self._step_job, when
+            self.hass, self._step_job, self._next_step
         )
 
     def _update_budget_issue(self) -> None:
