@@ -204,8 +204,15 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         )
         due = self.watch.due(now) if self.watch is not None and looks_allowed else []
         probe = not self.last_update_success
+        looking = (
+            self.watch.looks_before(now + self.schedule.effective_interval)
+            if self.watch is not None and looks_allowed and pace is not None
+            else None
+        )
         looks, reads = (
-            self.schedule.plan(now, due, pace, sustained=sustained, probe=probe)
+            self.schedule.plan(
+                now, due, pace, sustained=sustained, probe=probe, looking=looking
+            )
             # While the API asked to wait, a step only retires stale readings.
             if budget.blocked_for() <= 0
             else ([], [])
@@ -231,6 +238,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             results |= await self.client.get_registration_statuses(
                 [*more_looks, *more_reads]
             )
+        if (blocked := budget.blocked_for()) > 0:
+            self.schedule.hold(now + timedelta(seconds=blocked))
         held = [
             agent_id
             for agent_id, result in results.items()

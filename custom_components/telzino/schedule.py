@@ -11,7 +11,7 @@ per second left after the looks.
 """
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 import math
 from typing import Final
@@ -25,6 +25,9 @@ MIN_STEP: Final = timedelta(seconds=1)
 # The refresh watch is worth its requests only when the budget gives each
 # agent at least this many requests an hour; below it, every request reads.
 LOOKS_NEED_PER_AGENT_HOUR: Final = 3.0
+# Within a budget, reads leave this many requests in hand for a look that
+# falls due, so that looks never wait for the reads.
+LOOK_RESERVE: Final = 1
 # Looks never take more than this share of the budget from the reads.
 MAX_LOOK_SHARE: Final = 0.5
 LOOK_RATE_WINDOW: Final = timedelta(hours=1)
@@ -43,7 +46,11 @@ class ReadSchedule:
         self._read_credit = 0.0
         self._request_credit = 0.0
         self._credited_at: datetime | None = None
+        # While the API asked to wait no request credit accrues: what it
+        # allows again comes back at its pace, not in a burst.
+        self._held_until: datetime | None = None
         self._looks: deque[datetime] = deque()
+        self._looking: frozenset[str] = frozenset()
 
     @property
     def agents(self) -> int:
@@ -62,6 +69,15 @@ class ReadSchedule:
                 # A new agent is read at the next step.
                 self._read_credit += 1
 
+    def hold(self, until: datetime) -> None:
+        """Send nothing before `until`, then one request, then at the pace.
+
+        A sliding window frees one request at a time: a burst when the wait
+        ends would only meet the next 429.
+        """
+        self._held_until = until
+        self._request_credit = 1.0
+
     def looks_allowed(self, pace: float | None) -> bool:
         """Whether the budget leaves room for the refresh watch's looks."""
         return pace is None or pace * 3600 >= LOOKS_NEED_PER_AGENT_HOUR * max(
@@ -76,18 +92,32 @@ class ReadSchedule:
         *,
         sustained: float | None,
         probe: bool,
+        looking: Mapping[str, datetime] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Return the looks and the reads to send now.
 
         `pace` is the requests per second the budget allows now, `sustained`
         what it allows in the long run (None: no limit known); `probe`: the
-        API failed last time, so read one agent only.
+        API failed last time, so read one agent only. Within a budget, agents
+        `looking` (a look planned within the effective interval) are read by
+        that look, and one request is kept in hand for a look that falls due.
         """
+        self._looking = (
+            frozenset(
+                agent_id
+                for agent_id, look in looking.items()
+                # The look comes before the agent's read would be due.
+                if (read_at := self._order.get(agent_id)) is not None
+                and look <= read_at + self.effective_interval
+            )
+            if looking and pace is not None
+            else frozenset()
+        )
         self._credit(now, pace)
         read_pace = self._read_pace(sustained)
         self.effective_interval = (
-            timedelta(seconds=self.agents / read_pace)
-            if read_pace > 0 and self.agents
+            timedelta(seconds=self._needing / read_pace)
+            if read_pace > 0 and self._needing
             else self.interval
         )
         allowed = (
@@ -96,13 +126,14 @@ class ReadSchedule:
             else max(math.floor(self._request_credit), 0)
         )
         looks = [a for a in due_looks if a in self._order][: 0 if probe else allowed]
-        count = min(math.floor(self._read_credit), allowed - len(looks))
+        reserve = LOOK_RESERVE if self._looking else 0
+        count = min(math.floor(self._read_credit), allowed - len(looks) - reserve)
         if probe:
             # The API failed last time: one request tells whether it is back.
             count = min(max(count, 1), 1, allowed)
         reads: list[str] = []
         if count > 0:
-            taken = set(looks)
+            taken = set(looks) | self._looking
             for agent_id in self._order:
                 if len(reads) >= count:
                     break
@@ -155,9 +186,14 @@ class ReadSchedule:
             self._looks.popleft()
         return len(self._looks) / LOOK_RATE_WINDOW.total_seconds()
 
+    @property
+    def _needing(self) -> int:
+        """The agents that need interval reads (the others have a look coming)."""
+        return self.agents - len(self._looking)
+
     def _read_pace(self, pace: float | None) -> float:
         """Agents read per second: the configured interval's, or what the budget leaves."""
-        wanted = self.agents / self.interval.total_seconds()
+        wanted = self._needing / self.interval.total_seconds()
         if pace is None or self._credited_at is None:
             return wanted
         left = max(
@@ -184,5 +220,9 @@ class ReadSchedule:
             # Nothing known: once a limit is, a burst may follow its first block.
             self._request_credit = float(BURST)
             return
+        if self._held_until is not None:
+            # Only the time since the wait ended earns requests.
+            since = max(self._held_until, now - timedelta(seconds=elapsed))
+            elapsed = max((now - since).total_seconds(), 0.0)
         cap = max(float(BURST), pace * STEP.total_seconds())
         self._request_credit = min(self._request_credit + elapsed * pace, cap)

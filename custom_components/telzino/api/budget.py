@@ -10,7 +10,7 @@ the client (token, agent list, status) passes `check` before it is sent and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it
-  (multiplicative decrease when the estimate is too thin to trust).
+  (a 10 % decrease when too few requests were accepted to estimate from).
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -33,8 +33,10 @@ ESTIMATE_MARGIN: Final = 0.96
 # Without headers, probe upwards by this share of the rate every PROBE_PERIOD.
 PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
-# An estimate from fewer accepted requests than this is noise: halve instead.
+# An estimate from fewer accepted requests than this is noise: decrease the
+# known rate by this factor instead.
 MIN_SAMPLE: Final = 10
+THIN_DECREASE: Final = 0.9
 # Without Retry-After or headers: wait this long after a 429, doubling.
 BACKOFF_START: Final = 30.0
 BACKOFF_MAX: Final = 3600.0
@@ -141,7 +143,8 @@ class RequestBudget:
         if self._accepted >= MIN_SAMPLE and span > 0:
             estimate = self._accepted / span
         elif self.limit_rate is not None:
-            estimate = self.limit_rate / 2
+            # Too few to estimate from (a burst right after a wait): ease off.
+            estimate = self.limit_rate * THIN_DECREASE
         else:
             return
         self.limit_rate, self.source = estimate, "429s"
