@@ -13,6 +13,7 @@ from datetime import timedelta
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 import time
@@ -35,7 +36,12 @@ LATENCY = 0.1
 # milliseconds on this machine, more than the integration adds at 100 agents:
 # the table shows how precisely each median is known ("±", one standard error).
 ROUNDS = {10: 25, 100: 150, 500: 49, 1000: 9}
-AGENT_COUNTS = tuple(ROUNDS)
+# TELZINO_POLL_AGENTS=100,500 runs those rows only.
+AGENT_COUNTS = tuple(
+    int(count)
+    for count in os.environ.get("TELZINO_POLL_AGENTS", "").split(",")
+    if count
+) or tuple(ROUNDS)
 # The integration's own CPU on top of bare aiohttp's, at these agent counts
 # (at 10 agents a refresh costs 2 ms and the share is noise; 1,000 is shown).
 REST_TARGET = 0.10

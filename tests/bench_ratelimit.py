@@ -45,6 +45,7 @@ from tests.bench_detection import START, percentile, truth
 from tests.common import make_entry, setup_entry
 
 HOURS = float(os.environ.get("TELZINO_RATELIMIT_HOURS", "1"))
+TOGETHER = bool(os.environ.get("TELZINO_RATELIMIT_TOGETHER"))
 INTERVAL = 60
 REGISTRATION, TIMER = 3600, 100.0
 AGENT_COUNTS = (20, 150, 1000)
@@ -91,16 +92,20 @@ async def run_case(
     for agent in fakes:
         agent.registration_timeout = REGISTRATION
         # Registered at some moment of the last hour, as agents that each
-        # registered on their own are: their refreshes are spread out.
-        freezer.move_to(datetime.fromtimestamp(START - rng.uniform(0, 3600), UTC))
+        # registered on their own are: their refreshes are spread out
+        # (TELZINO_RATELIMIT_TOGETHER=1: all at once, as after an outage).
+        if not TOGETHER:
+            freezer.move_to(datetime.fromtimestamp(START - rng.uniform(0, 3600), UTC))
         fake.simulate(agent.id, timer_interval=TIMER, phase=rng.uniform(0, TIMER))
     freezer.move_to(datetime.fromtimestamp(START, UTC))
     # A few agents whose registrar starts rejecting them after the warm-up:
     # each loses its registration at its next refresh.
+    watched_debug: set[str] = set()
     failing = {
         agent_id: START + warm_up + rng.uniform(0, HOURS * 3600 - 1800)
         for agent_id in rng.sample(ids, min(LOSSES, agents))
     }
+    watched_debug.update(failing)
     fake.rate_limit = (
         None
         if limit is None
@@ -121,12 +126,14 @@ async def run_case(
         if new is None or (agent_id := entity_of.get(new.entity_id)) is None:
             return
         now = time.time()
+        if os.environ.get("TELZINO_RATELIMIT_DEBUG") and agent_id in watched_debug:
+            print("STATE", agent_id[-4:], round(now - START), new.state)
         if new.state == STATE_OFF:
             off_at.setdefault(agent_id, []).append(now)
         if new.state == STATE_UNAVAILABLE:
             unavailable_since.setdefault(agent_id, now)
         elif (since := unavailable_since.pop(agent_id, None)) is not None:
-            unavailable_time += now - max(since, START + warm_up)
+            unavailable_time += max(now - max(since, START + warm_up), 0.0)
             if os.environ.get("TELZINO_RATELIMIT_DEBUG"):
                 print(
                     "UNAVAILABLE",
