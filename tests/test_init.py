@@ -687,3 +687,21 @@ async def test_repair_flow_when_the_device_is_already_gone(
     assert result["type"] == "create_entry"
     await hass.async_block_till_done()
     assert init_integration.options["agents"] == [FRONT_DESK]
+
+
+async def test_update_entity_reads_every_agent_now(
+    hass: HomeAssistant, fake: FakeTelzino, init_integration: MockConfigEntry
+) -> None:
+    """Asked to update, the integration reads every agent at once, not at its turn."""
+    await async_setup_component(hass, "homeassistant", {})
+    fake.set_state(SALES_LINE, "WRONG_CREDENTIALS_STATE")
+    fake.set_state(FRONT_DESK, "REGISTER_TIMEOUT_STATE")
+    await hass.services.async_call(
+        "homeassistant",
+        "update_entity",
+        {"entity_id": [SALES_REGISTERED]},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SALES_REGISTERED).state == STATE_OFF
+    assert hass.states.get(FRONT_REGISTERED).state == STATE_OFF

@@ -160,8 +160,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self.schedule = ReadSchedule(self.scan_interval)
         self._synced_watched: list[str] | None = None
         self._next_step = dt_util.utcnow() + self.scan_interval
+        self._scheduled = False
         self._step_job = HassJob(
-            self._handle_refresh_interval,
+            self._async_scheduled_step,
             f"{entry.title} step",
             cancel_on_shutdown=True,
         )
@@ -184,6 +185,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         never makes an agent read in time unavailable.
         """
         now = dt_util.utcnow()
+        if not self._scheduled:
+            # Asked for (update_entity, a reload): every agent now, as far as
+            # the budget goes, as polling integrations do.
+            self.schedule.read_all()
+        self._scheduled = False
         budget = self.client.budget
         sent_before = budget.sent
         # Unless the step succeeds and plans its own: an outage (or a failed
@@ -418,6 +424,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if self._next_expiry is not None:
             when = min(when, self._next_expiry)
         self._next_step = max(when, now + MIN_STEP)
+
+    async def _async_scheduled_step(self, _now: datetime | None = None) -> None:
+        """Run the step the schedule planned (only what is due)."""
+        self._scheduled = True
+        await self._handle_refresh_interval()
 
     @callback
     @override

@@ -69,6 +69,10 @@ class ReadSchedule:
                 # A new agent is read at the next step.
                 self._read_credit += 1
 
+    def read_all(self) -> None:
+        """Read every agent at the next step (as far as the budget goes)."""
+        self._read_credit = float(self.agents)
+
     def hold(self, until: datetime) -> None:
         """Send nothing before `until`, then one request, then at the pace.
 
