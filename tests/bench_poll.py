@@ -36,6 +36,9 @@ LATENCY = 0.1
 # milliseconds on this machine, more than the integration adds at 100 agents:
 # the table shows how precisely each median is known ("±", one standard error).
 ROUNDS = {10: 25, 100: 150, 500: 49, 1000: 9}
+# TELZINO_POLL_ROUNDS=N: N rounds at every agent count (a quicker, rougher run).
+if rounds := os.environ.get("TELZINO_POLL_ROUNDS"):
+    ROUNDS = dict.fromkeys(ROUNDS, int(rounds))
 # TELZINO_POLL_AGENTS=100,500 runs those rows only.
 AGENT_COUNTS = tuple(
     int(count)
