@@ -13,7 +13,7 @@ import time
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -117,6 +117,44 @@ async def test_many_agents_within_a_rate_limit(
             is not None
         ) is needs_issue
         await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_first_round_goes_at_the_pace_the_api_announces(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+) -> None:
+    """A budget its headers announce at setup: the first round goes at its pace.
+
+    Forty agents against 1,000 requests an hour in a fixed window, 1,230 s
+    into it: not one burst (with a thousand agents it spends the window
+    early, and the re-reads come too late to keep the readings), but what the
+    window spares beyond its pace (18 requests) at once, then one every 2.4 s.
+    Agents not read yet are unknown, never unavailable, and the API never
+    answers 429.
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(40)
+    fake.rate_limit = RateLimit("fixed_window", 1000, 3600, headers="x-ratelimit")
+    registered = [
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered" for a in agents
+    ]
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        assert entry.state is ConfigEntryState.LOADED
+        states = [hass.states.get(entity_id).state for entity_id in registered]
+        assert states.count(STATE_ON) == 18
+        assert states.count(STATE_UNKNOWN) == 22
+        await run_for(hass, freezer, 20)
+        states = [hass.states.get(entity_id).state for entity_id in registered]
+        assert STATE_UNAVAILABLE not in states
+        assert 18 < states.count(STATE_ON) < 40
+        await run_for(hass, freezer, 60)
+        assert {hass.states.get(entity_id).state for entity_id in registered} == {
+            STATE_ON
+        }
+        await hass.config_entries.async_unload(entry.entry_id)
+    assert fake.stats.rate_limited == 0
 
 
 async def test_no_request_leaves_before_retry_after_ends(

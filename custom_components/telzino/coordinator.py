@@ -49,8 +49,8 @@ from .watch import DEFAULT_TIMER, REPLY_MARGIN, TICK_SLACK, RefreshWatch, next_a
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 
 # A step may come this much after its moment; a reading is current for its
-# effective interval plus this.
-READ_SLACK: Final = STEP + timedelta(seconds=5)
+# effective interval, one step of reads and this.
+READ_SLACK: Final = timedelta(seconds=5)
 # An agent not read in its round keeps a provably current reading at most
 # this many effective intervals.
 STALE_INTERVALS: Final = 3
@@ -209,7 +209,10 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             sustained
         )
         due = self.watch.due(now) if self.watch is not None and looks_allowed else []
-        probe = not self.last_update_success
+        # One request first, then the rest at what it shows: after a failure
+        # whether the API is back; at setup whether it announces a budget
+        # (the first round then goes at its pace rather than in one burst).
+        probe = not self.last_update_success or (self.data is None and pace is None)
         looking = (
             self.watch.looks_before(now + self.schedule.effective_interval)
             if self.watch is not None and looks_allowed and pace is not None
@@ -217,7 +220,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         )
         looks, reads = (
             self.schedule.plan(
-                now, due, pace, sustained=sustained, probe=probe, looking=looking
+                now,
+                due,
+                pace,
+                sustained=sustained,
+                probe=probe,
+                looking=looking,
+                spare=budget.spare(),
             )
             # While the API asked to wait, a step only retires stale readings.
             if budget.blocked_for() <= 0
@@ -229,16 +238,17 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             else {}
         )
         if probe and any(isinstance(r, RegistrationStatus) for r in results.values()):
-            # The API answers again: read every agent now, as far as the budget
-            # goes, so that all entities come back together.
+            # The API answers: read every agent now, as far as the budget goes,
+            # so that all entities come back together.
             self.schedule.done(now, results, (), budget.sent - sent_before)
             sent_before = budget.sent
             more_looks, more_reads = self.schedule.plan(
                 now,
                 [agent_id for agent_id in due if agent_id not in results],
                 budget.pace(),
-                sustained=sustained,
+                sustained=budget.sustained(),
                 probe=False,
+                spare=budget.spare(),
             )
             looks += more_looks
             results |= await self.client.get_registration_statuses(
@@ -361,7 +371,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         registration is disabled or reloaded), a refresh in progress within its
         SIP transaction, and a failed registration at its next attempt.
         """
-        look_margin = REPLY_MARGIN + TICK_SLACK + READ_SLACK
+        look_margin = REPLY_MARGIN + TICK_SLACK + STEP + READ_SLACK
         if status.is_registered:
             refresh = None if self.watch is None else self.watch.refresh_due(agent_id)
             return None if refresh is None else refresh + look_margin
@@ -378,7 +388,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         never for more than STALE_INTERVALS effective intervals.
         """
         read_at = self._read_at[agent_id]
-        own = read_at + interval + READ_SLACK
+        # A read may come up to one step of reads late.
+        own = (
+            read_at
+            + interval
+            + self.schedule.step(self.client.budget.pace())
+            + READ_SLACK
+        )
         predicted = self._predicted[agent_id]
         if predicted is None:
             return own

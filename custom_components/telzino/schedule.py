@@ -16,8 +16,12 @@ from datetime import datetime, timedelta
 import math
 from typing import Final
 
-# Reads are batched into steps at least this far apart, unless a look is due.
+# Within a known budget, reads are batched into steps this far apart (a look
+# due has a step of its own) ...
 STEP: Final = timedelta(seconds=5)
+# ... and without one, into this many steps an interval: spread out as well,
+# and each step costs the event loop a coordinator refresh.
+UNLIMITED_STEPS: Final = 4
 # With a known budget, requests leave in steps of at most this many ...
 BURST: Final = 5
 # ... and no step follows the last sooner than this.
@@ -49,6 +53,8 @@ class ReadSchedule:
         # While the API asked to wait no request credit accrues: what it
         # allows again comes back at its pace, not in a burst.
         self._held_until: datetime | None = None
+        # Whether requests went at a known pace yet.
+        self._paced = False
         self._looks: deque[datetime] = deque()
         self._looking: frozenset[str] = frozenset()
 
@@ -97,6 +103,7 @@ class ReadSchedule:
         sustained: float | None,
         probe: bool,
         looking: Mapping[str, datetime] | None = None,
+        spare: float = 0.0,
     ) -> tuple[list[str], list[str]]:
         """Return the looks and the reads to send now.
 
@@ -105,6 +112,8 @@ class ReadSchedule:
         API failed last time, so read one agent only. Within a budget, agents
         `looking` (a look planned within the effective interval) are read by
         that look, and one request is kept in hand for a look that falls due.
+        `spare`: requests the budget allows at once beyond its pace (used
+        when a budget is first known, before anything waited for it).
         """
         self._looking = (
             frozenset(
@@ -117,7 +126,7 @@ class ReadSchedule:
             if looking and pace is not None
             else frozenset()
         )
-        self._credit(now, pace)
+        self._credit(now, pace, spare)
         read_pace = self._read_pace(sustained)
         self.effective_interval = (
             timedelta(seconds=self._needing / read_pace)
@@ -169,11 +178,17 @@ class ReadSchedule:
         if read_pace <= 0:
             return now + self.interval
         if pace is None:
-            batch = max(1.0, min(self.agents, read_pace * STEP.total_seconds()))
+            batch = max(
+                1.0, min(self.agents, read_pace * self.step(pace).total_seconds())
+            )
             need = max(batch - self._read_credit, 0.0) / read_pace
             return now + max(timedelta(seconds=need), MIN_STEP)
         need_reads = max(1 - self._read_credit, 0.0) / read_pace
         return max(now + timedelta(seconds=need_reads), self.next_request(now, pace))
+
+    def step(self, pace: float | None) -> timedelta:
+        """How far apart steps of reads are: wider while no limit is known."""
+        return STEP if pace is not None else max(STEP, self.interval / UNLIMITED_STEPS)
 
     def next_request(self, now: datetime, pace: float | None) -> datetime:
         """When the budget next allows a request (a look waits for it too)."""
@@ -205,7 +220,7 @@ class ReadSchedule:
         )
         return min(wanted, left)
 
-    def _credit(self, now: datetime, pace: float | None) -> None:
+    def _credit(self, now: datetime, pace: float | None, spare: float) -> None:
         """Add the reads and requests the time since the last step allows."""
         elapsed = (
             0.0
@@ -224,9 +239,16 @@ class ReadSchedule:
             # Nothing known: once a limit is, a burst may follow its first block.
             self._request_credit = float(BURST)
             return
+        cap = max(float(BURST), pace * STEP.total_seconds())
+        if not self._paced and self._held_until is None:
+            # A budget known before anything waited for it (its headers, at
+            # setup): what it spares goes at once, the rest at its pace.
+            self._paced = True
+            self._request_credit = max(cap, spare)
+            return
+        self._paced = True
         if self._held_until is not None:
             # Only the time since the wait ended earns requests.
             since = max(self._held_until, now - timedelta(seconds=elapsed))
             elapsed = max((now - since).total_seconds(), 0.0)
-        cap = max(float(BURST), pace * STEP.total_seconds())
         self._request_credit = min(self._request_credit + elapsed * pace, cap)

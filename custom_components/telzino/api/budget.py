@@ -129,6 +129,22 @@ class RequestBudget:
         probes = (now - self._estimated_at) // PROBE_PERIOD
         return self.limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
 
+    def spare(self) -> float:
+        """Return the requests the window holds beyond its pace until its reset.
+
+        They may go at once (a first round, for example) without slowing the
+        requests that follow; only rate-limit headers tell.
+        """
+        if (
+            self.source != "headers"
+            or self.limit_rate is None
+            or self.remaining is None
+            or self.reset_at is None
+        ):
+            return 0.0
+        left = max(self.reset_at - self._clock(), 0.0)
+        return max(self.remaining - left * self.limit_rate * HEADER_MARGIN, 0.0)
+
     def sustained(self) -> float | None:
         """Return the long-run rate planned with (no per-window correction), per second."""
         if self.limit_rate is None:
