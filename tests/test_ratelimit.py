@@ -204,6 +204,37 @@ async def test_no_request_leaves_before_retry_after_ends(
     assert {"token", "status", "agents"} <= paths
 
 
+async def test_reads_resume_when_the_wait_ends(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+) -> None:
+    """The first request after a Retry-After leaves when it ends, not later.
+
+    Fifty agents at setup against 20 requests a minute (fixed window, no
+    headers), 30 s before the window ends: the burst meets a 429 whose
+    Retry-After ends with the window; the requests already sent must not be
+    charged against the pace after the wait (the reads would stop for a
+    minute more).
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(50)
+    fake.rate_limit = RateLimit("fixed_window", 20, 60)
+    fake.stats.request_times = deque()
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        assert entry.state is ConfigEntryState.LOADED
+        await run_for(hass, freezer, 60)
+        await hass.config_entries.async_unload(entry.entry_id)
+    window_end = (START // 60 + 1) * 60
+    refused = [at for at, _, admitted in fake.stats.request_times if not admitted]
+    assert refused
+    assert max(refused) < window_end
+    after = [at for at, _, _ in fake.stats.request_times if at >= window_end]
+    assert after
+    assert after[0] - window_end <= 2
+
+
 async def test_the_user_sees_the_budget_and_is_told_when_it_slows_polling(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,

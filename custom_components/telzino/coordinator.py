@@ -254,8 +254,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             results |= await self.client.get_registration_statuses(
                 [*more_looks, *more_reads]
             )
-        if (blocked := budget.blocked_for()) > 0:
-            self.schedule.hold(now + timedelta(seconds=blocked))
         held = [
             agent_id
             for agent_id, result in results.items()
@@ -293,6 +291,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             held,
             budget.sent - sent_before,
         )
+        if (blocked := budget.blocked_for()) > 0:
+            # After the step's requests are counted: one request once it ends.
+            self.schedule.hold(now + timedelta(seconds=blocked))
         if self.watch is not None:
             # Before the readings plan the agents' next looks.
             for agent_id in looks:
