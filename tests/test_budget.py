@@ -67,6 +67,25 @@ def test_a_thin_estimate_eases_the_rate_off() -> None:
     assert budget.limit_rate == pytest.approx(learned * 0.9)
 
 
+def test_thin_estimates_never_take_the_rate_below_half_a_full_one() -> None:
+    """429 after 429 on a few requests each: the rate eases off to half, no further.
+
+    Requests the pace did not plan (a paged list, say) may meet one 429 after
+    another; the rate a full sample showed is not forgotten.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    learned = budget.limit_rate
+    assert learned is not None
+    for _ in range(30):
+        clock.advance(10)
+        spend(budget, clock, 2, 0.5)
+        budget.record(429, {"Retry-After": "1"})
+    assert budget.limit_rate == pytest.approx(learned * 0.5)
+
+
 def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
     """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
     clock = FakeClock()

@@ -286,16 +286,24 @@ async def test_a_rate_limited_agent_list_keeps_the_agents_read(
     freezer: FrozenDateTimeFactory,
     socket_enabled: None,
 ) -> None:
-    """The hourly agent list, held back by a 429, does not stop the reads."""
+    """The hourly agent list, held back by a 429, does not stop the reads.
+
+    It is asked for again 5 minutes later, not at every step: each try of a
+    long list spends requests the reads need.
+    """
     fake = frozen_fake(freezer)
     agent = fake.add_agents(1)[0]
     async with serve(fake) as url:
         entry = await setup_entry(hass, make_entry(url, [agent.id]))
         await run_for(hass, freezer, 3500)
+        listed = fake.stats.requests[AGENTS]
         fake.inject(AGENTS, status=429, retry_after="30", times=1)
         await run_for(hass, freezer, 200)
         assert fake.stats.responses[AGENTS, 429] == 1
+        assert fake.stats.requests[AGENTS] == listed + 1
         assert hass.states.get("binary_sensor.agent_000_registered").state == "on"
+        await run_for(hass, freezer, 250)
+        assert fake.stats.requests[AGENTS] == listed + 2
         await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -28,6 +28,7 @@ from .api import (
 )
 from .const import (
     AGENT_LIST_REFRESH,
+    AGENT_LIST_RETRY,
     CONF_AGENTS,
     CONF_ALL_AGENTS,
     CONF_SCAN_INTERVAL,
@@ -148,6 +149,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # Every agent of the account by ID, from the last list pass.
         self.account_agents: dict[str, Agent] = {}
         self._agents_listed_at: datetime | None = None
+        self._agent_list_held_until: datetime | None = None
         self._agents_unavailable: set[str] = set()
         # When each agent was last seen registered: a REGISTERING after it is
         # a refresh, not a loss.
@@ -198,6 +200,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         try:
             await self._async_refresh_agent_list()
         except TelzinoRateLimitedError as err:
+            # Not again at the next step: each try spends requests (a page
+            # at a time) that the reads need.
+            self._agent_list_held_until = now + AGENT_LIST_RETRY
             LOGGER.debug("Agent list held back: %s", err)
         except TelzinoError as err:
             self._raise_update_failed(err)
@@ -622,6 +627,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if (
             self._agents_listed_at is not None
             and now - self._agents_listed_at < AGENT_LIST_REFRESH
+        ) or (
+            self._agent_list_held_until is not None
+            and now < self._agent_list_held_until
         ):
             return
         try:

@@ -37,6 +37,7 @@ PROBE_PERIOD: Final = 600.0
 # known rate by this factor instead.
 MIN_SAMPLE: Final = 10
 THIN_DECREASE: Final = 0.9
+THIN_FLOOR: Final = 0.5
 # Without Retry-After or headers: wait this long after a 429, doubling.
 BACKOFF_START: Final = 30.0
 BACKOFF_MAX: Final = 3600.0
@@ -66,6 +67,8 @@ class RequestBudget:
         self._counting_since: float | None = None
         self._estimated_at = 0.0
         self._backoff = BACKOFF_START
+        # The last estimate from a full sample.
+        self._sampled_rate: float | None = None
 
     def check(self) -> None:
         """Raise, sending nothing, while the API asked to wait."""
@@ -158,9 +161,13 @@ class RequestBudget:
         span = block_end - since if since is not None else 0.0
         if self._accepted >= MIN_SAMPLE and span > 0:
             estimate = self._accepted / span
-        elif self.limit_rate is not None:
-            # Too few to estimate from (a burst right after a wait): ease off.
-            estimate = self.limit_rate * THIN_DECREASE
+            self._sampled_rate = estimate
+        elif self.limit_rate is not None and self._sampled_rate is not None:
+            # Too few to estimate from (a burst right after a wait): ease
+            # off, to no less than half of what a full sample showed.
+            estimate = max(
+                self.limit_rate * THIN_DECREASE, self._sampled_rate * THIN_FLOOR
+            )
         else:
             return
         self.limit_rate, self.source = estimate, "429s"

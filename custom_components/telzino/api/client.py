@@ -188,6 +188,10 @@ class TelzinoClient:
             if page >= MAX_AGENT_PAGES:
                 raise TelzinoInvalidResponseError("Agent list does not end")
             page += 1
+            if pace := self.budget.pace():
+                # Within a known budget the pages go at its pace: in a burst,
+                # a long list would meet a 429 every time.
+                await asyncio.sleep(1 / pace)
 
     async def get_agent(self, agent_id: str) -> Agent:
         """Return one agent."""
