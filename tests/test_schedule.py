@@ -1,6 +1,8 @@
 """The rolling read schedule, step by step, outside Home Assistant."""
 
 from datetime import UTC, datetime, timedelta
+import itertools
+import random
 
 from custom_components.telzino.schedule import ReadSchedule
 
@@ -27,21 +29,61 @@ def test_reads_spread_over_the_interval_oldest_first() -> None:
     # 12 agents a minute: three every 15 s.
     step = schedule.next_step(NOW, None)
     assert step == NOW + seconds(15)
-    read_at: dict[str, datetime] = {}
+    read_at: dict[str, list[datetime]] = {agent_id: [NOW] for agent_id in agents}
     batches: list[int] = []
     now = step
-    while now < NOW + 2 * MINUTE:
+    while now < NOW + 3 * MINUTE:
         _, reads = schedule.plan(now, [], None, sustained=None, probe=False)
         schedule.done(now, reads, (), len(reads))
         batches.append(len(reads))
         for agent_id in reads:
-            read_at.setdefault(agent_id, now)
+            read_at[agent_id].append(now)
         now = schedule.next_step(now, None)
-    assert batches == [3] * 7
-    # Each agent read in the first minute of steps, the oldest first.
-    assert sorted(read_at) == sorted(agents)
-    assert max(read_at.values()) == NOW + MINUTE
+    assert set(batches) == {3}
+    # Each agent read once a minute, give or take half a step.
+    gaps = [b - a for times in read_at.values() for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= seconds(15)  # the first round, spread out
+    assert max(gaps) <= MINUTE + seconds(7.5)
+    assert all(len(times) >= 3 for times in read_at.values())
     assert schedule.effective_interval == MINUTE
+
+
+def test_agents_looked_at_off_the_beat_are_read_again_within_their_interval() -> None:
+    """Looks read agents between steps: no agent's next read comes late anyway.
+
+    Without a known limit steps are 15 s apart; an agent looked at between
+    two is due an interval later and must not wait for the step after that
+    (up to 72 s between reads before), nor be read early round after round.
+    """
+    rng = random.Random(19)  # noqa: S311  # a fixed scenario
+    reads = 0
+    gaps: list[timedelta] = []
+    for _ in range(50):
+        schedule = ReadSchedule(MINUTE)
+        agents = [f"agent{n}" for n in range(20)]
+        schedule.sync(agents)
+        looks_at = sorted(NOW + seconds(rng.uniform(60, 600)) for _ in range(8))
+        last: dict[str, datetime] = {}
+        now = NOW
+        while now < NOW + seconds(700):
+            step = schedule.next_step(now, None) if last else now
+            due_looks: list[str] = []
+            if looks_at and looks_at[0] < step:
+                step, due_looks = looks_at.pop(0), [rng.choice(agents)]
+            now = step
+            looks, planned = schedule.plan(
+                now, due_looks, None, sustained=None, probe=False
+            )
+            schedule.done(now, [*looks, *planned], (), len(looks) + len(planned))
+            reads += len(planned)
+            for agent_id in [*looks, *planned]:
+                if agent_id in last and last[agent_id] > NOW + MINUTE:
+                    gaps.append(now - last[agent_id])
+                last[agent_id] = now
+    assert max(gaps) <= MINUTE + seconds(1)
+    # The first round, then about one read an agent-minute: 50 runs of 20
+    # agents over 700 s.
+    assert reads <= 1.02 * 50 * 20 * (1 + 700 / 60)
 
 
 def test_a_budget_stretches_the_interval_and_looks_come_first() -> None:

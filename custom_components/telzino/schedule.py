@@ -144,6 +144,11 @@ class ReadSchedule:
         if probe:
             # The API failed last time: one request tells whether it is back.
             count = min(max(count, 1), 1, allowed)
+        elif pace is None:
+            # Steps are a quarter interval apart: an agent whose interval has
+            # passed (one a look read off the steps' beat, say) is read now
+            # rather than at the next step.
+            count = max(count, self._due_by(now))
         reads: list[str] = []
         if count > 0:
             taken = set(looks) | self._looking
@@ -182,7 +187,10 @@ class ReadSchedule:
                 1.0, min(self.agents, read_pace * self.step(pace).total_seconds())
             )
             need = max(batch - self._read_credit, 0.0) / read_pace
-            return now + max(timedelta(seconds=need), MIN_STEP)
+            when = now + timedelta(seconds=need)
+            if (oldest := self._oldest_read()) is not None:
+                when = min(when, oldest + self.interval)
+            return max(when, now + MIN_STEP)
         need_reads = max(1 - self._read_credit, 0.0) / read_pace
         return max(now + timedelta(seconds=need_reads), self.next_request(now, pace))
 
@@ -204,6 +212,19 @@ class ReadSchedule:
         while self._looks and self._looks[0] < now - LOOK_RATE_WINDOW:
             self._looks.popleft()
         return len(self._looks) / LOOK_RATE_WINDOW.total_seconds()
+
+    def _due_by(self, when: datetime) -> int:
+        """How many agents, from the oldest, are due for a read by `when`."""
+        due = 0
+        for read_at in self._order.values():
+            if read_at is not None and read_at + self.interval > when:
+                break
+            due += 1
+        return due
+
+    def _oldest_read(self) -> datetime | None:
+        """Return the oldest read time (None: no agent, or one never read)."""
+        return next(iter(self._order.values()), None)
 
     @property
     def _needing(self) -> int:
