@@ -176,17 +176,19 @@ async def run_case(
     # Gaps that begin after the warm-up (the first round's order is not the
     # steady state's), and the gap still open at the end.
     worst = 0.0
-    for times in reads.values():
+    for agent_id, times in reads.items():
         ends = [*times, stop]
-        worst = max(
-            worst,
-            *(
+        gap = max(
+            (
                 later - earlier
                 for earlier, later in zip(times, ends[1:], strict=True)
                 if earlier >= START + warm_up
             ),
-            0.0,
+            default=0.0,
         )
+        if os.environ.get("TELZINO_RATELIMIT_DEBUG") and gap > worst:
+            print("GAP", agent_id[-4:], round(gap), [round(t - START) for t in times])
+        worst = max(worst, gap)
     needed = agents / INTERVAL
     budget_use = (
         admitted / (rate * (end - warm_up))

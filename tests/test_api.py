@@ -3,7 +3,6 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest.mock import patch
 
 import aiohttp
 import pytest
@@ -40,7 +39,6 @@ from scripts.fake_telzino import (
     STATUS,
     TOKEN,
     FakeTelzino,
-    RateLimit,
 )
 from tests.common import FakeClock
 
@@ -88,20 +86,6 @@ async def test_agents_follow_every_page(
         is_active=True,
     )
     assert fake.stats.requests == {TOKEN: 1, AGENTS: 3}
-
-
-async def test_pages_go_at_the_budgets_pace(
-    fake: FakeTelzino, credentials_client: TelzinoClient
-) -> None:
-    """Within a known budget the pages of a long list are spaced at its pace."""
-    fake.add_agents(250)
-    fake.rate_limit = RateLimit("fixed_window", 3600, 3600, headers="x-ratelimit")
-    # The first request (the token) shows 3,600 an hour: about one a second.
-    with patch("custom_components.telzino.api.client.asyncio.sleep") as sleep:
-        await credentials_client.get_agents()
-    waits = [call.args[0] for call in sleep.await_args_list]
-    assert len(waits) == 2
-    assert all(0.9 < wait < 1.2 for wait in waits)
 
 
 async def test_empty_account_lists_no_agents(

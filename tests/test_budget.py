@@ -86,6 +86,25 @@ def test_thin_estimates_never_take_the_rate_below_half_a_full_one() -> None:
     assert budget.limit_rate == pytest.approx(learned * 0.5)
 
 
+def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> None:
+    """A burst of agent-list pages meets a 429: it holds, the rate stays."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    learned = budget.limit_rate
+    clock.advance(10)
+    spend(budget, clock, 3, 0.1)
+    budget.record(429, {"Retry-After": "2"}, learn=False)
+    assert budget.blocked_for() == pytest.approx(2)
+    assert budget.limit_rate == learned
+    # The sample goes on: the next lesson counts what was accepted since.
+    clock.advance(2)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    assert budget.limit_rate == pytest.approx(23 / 32.3)
+
+
 def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
     """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
     clock = FakeClock()

@@ -81,8 +81,15 @@ class RequestBudget:
         """Seconds until requests may be sent again (0 when they may now)."""
         return max(self.blocked_until - self._clock(), 0.0)
 
-    def record(self, status: int, headers: Mapping[str, str]) -> None:
-        """Learn from one answer (its HTTP status and headers)."""
+    def record(
+        self, status: int, headers: Mapping[str, str], *, learn: bool = True
+    ) -> None:
+        """Learn from one answer (its HTTP status and headers).
+
+        `learn=False`: a request not sent at the pace (a page of the agent
+        list, in a burst): its 429 holds like any other, but says nothing of
+        the rate the pace can keep.
+        """
         now = self._clock()
         self.sent += 1
         if self._counting_since is None:
@@ -109,8 +116,9 @@ class RequestBudget:
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         until = now + max(wait, 0.0)
         self.blocked_until = max(self.blocked_until, until)
-        if in_block:
-            # More answers of requests already in flight: one lesson per block.
+        if in_block or not learn:
+            # More answers of requests already in flight (one lesson per
+            # block), or a request not sent at the pace: nothing to learn.
             return
         if not announced:
             self._learn_from_429(until)

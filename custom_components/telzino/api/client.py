@@ -178,6 +178,8 @@ class TelzinoClient:
             body = await self._request_json(
                 f"/v1/agents?page={page}&limit={AGENTS_PAGE_LIMIT}",
                 max_body=MAX_AGENTS_PAGE_BYTES,
+                # Its pages go in a burst, not at the budget's pace.
+                paced=False,
             )
             items = body.get("data")
             if not isinstance(items, list):
@@ -188,10 +190,6 @@ class TelzinoClient:
             if page >= MAX_AGENT_PAGES:
                 raise TelzinoInvalidResponseError("Agent list does not end")
             page += 1
-            if pace := self.budget.pace():
-                # Within a known budget the pages go at its pace: in a burst,
-                # a long list would meet a 429 every time.
-                await asyncio.sleep(1 / pace)
 
     async def get_agent(self, agent_id: str) -> Agent:
         """Return one agent."""
@@ -245,15 +243,18 @@ class TelzinoClient:
         return endpoint
 
     async def _request_json(
-        self, path: str, *, max_body: int = MAX_BODY_BYTES
+        self, path: str, *, max_body: int = MAX_BODY_BYTES, paced: bool = True
     ) -> dict[str, Any]:
         """GET an API path and return its JSON object."""
         url = f"{self._api_url}{path}"
         return _json_object(
-            await self._get(url, max_body=max_body), self._what("GET", url)
+            await self._get(url, max_body=max_body, paced=paced),
+            self._what("GET", url),
         )
 
-    async def _get(self, url: str, *, max_body: int = MAX_BODY_BYTES) -> bytes:
+    async def _get(
+        self, url: str, *, max_body: int = MAX_BODY_BYTES, paced: bool = True
+    ) -> bytes:
         """GET an API URL with a bearer token and return the body.
 
         A token from client credentials that the API rejects (revoked, or
@@ -277,7 +278,7 @@ class TelzinoClient:
                     # A redirect could carry the bearer token to another host.
                     allow_redirects=False,
                 ) as response:
-                    self.budget.record(response.status, response.headers)
+                    self.budget.record(response.status, response.headers, learn=paced)
                     if (
                         response.status == 401
                         and stale is None
