@@ -19,6 +19,16 @@ def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> 
         clock.advance(every)
 
 
+def learned_from_20_in_30_s() -> tuple[FakeClock, RequestBudget, float]:
+    """Return a budget that learned its rate: 20 accepted, then a 10 s wait."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    assert budget.limit_rate is not None
+    return clock, budget, budget.limit_rate
+
+
 def test_nothing_known_nothing_held() -> None:
     """Until the API shows a limit, nothing is paced and nothing is held."""
     clock = FakeClock()
@@ -55,12 +65,7 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
 
 def test_a_thin_estimate_eases_the_rate_off() -> None:
     """A 429 after too few requests to estimate from: 10 % off the known rate."""
-    clock = FakeClock()
-    budget = RequestBudget(clock)
-    spend(budget, clock, 20, 1.0)
-    budget.record(429, {"Retry-After": "10"})
-    learned = budget.limit_rate
-    assert learned is not None
+    clock, budget, learned = learned_from_20_in_30_s()
     clock.advance(10)
     spend(budget, clock, 3, 1.0)
     budget.record(429, {"Retry-After": "5"})
@@ -73,12 +78,7 @@ def test_thin_estimates_never_take_the_rate_below_half_a_full_one() -> None:
     Requests the pace did not plan (a paged list, say) may meet one 429 after
     another; the rate a full sample showed is not forgotten.
     """
-    clock = FakeClock()
-    budget = RequestBudget(clock)
-    spend(budget, clock, 20, 1.0)
-    budget.record(429, {"Retry-After": "10"})
-    learned = budget.limit_rate
-    assert learned is not None
+    clock, budget, learned = learned_from_20_in_30_s()
     for _ in range(30):
         clock.advance(10)
         spend(budget, clock, 2, 0.5)
@@ -88,11 +88,7 @@ def test_thin_estimates_never_take_the_rate_below_half_a_full_one() -> None:
 
 def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> None:
     """A burst of agent-list pages meets a 429: it holds, the rate stays."""
-    clock = FakeClock()
-    budget = RequestBudget(clock)
-    spend(budget, clock, 20, 1.0)
-    budget.record(429, {"Retry-After": "10"})
-    learned = budget.limit_rate
+    clock, budget, learned = learned_from_20_in_30_s()
     clock.advance(10)
     spend(budget, clock, 3, 0.1)
     budget.record(429, {"Retry-After": "2"}, learn=False)
