@@ -412,10 +412,11 @@ async def test_an_outage_is_probed_then_every_agent_is_read(
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """During an outage one request every 15 s asks whether the API is back.
+    """During an outage every 15 s one agent, then a second, asks whether it is back.
 
-    When it is, every agent is read in that step, so that all entities come
-    back together rather than one interval later.
+    (One agent can fail on its own.) When it is, every agent is read in that
+    step, so that all entities come back together rather than one interval
+    later.
     """
     await setup_simulated(hass, fake, fake_url, freezer, sales=True)
     await run_for(hass, freezer, 60)
@@ -424,14 +425,42 @@ async def test_an_outage_is_probed_then_every_agent_is_read(
     assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
     fake.reset_stats()
     await run_for(hass, freezer, 120)
-    # One request every 15 s asks whether the API is back.
-    assert 120 / 15 - 1 <= fake.stats.requests[STATUS] <= 120 / 15 + 1
+    # Two requests every 15 s ask whether the API is back.
+    assert 2 * (120 / 15 - 1) <= fake.stats.requests[STATUS] <= 2 * (120 / 15 + 1)
     fake.clear_faults()
     fake.reset_stats()
     await run_for(hass, freezer, 16)
     assert fake.stats.requests[STATUS] >= 2
     assert hass.states.get(REGISTERED).state == STATE_ON
     assert hass.states.get(SALES).state == STATE_ON
+
+
+async def test_an_agent_failing_alone_does_not_prolong_an_outage(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The API is back, but the agent asked first fails on its own: a second answers.
+
+    Every other agent comes back at that probe, not 15 s later.
+    """
+    await setup_simulated(hass, fake, fake_url, freezer, sales=True)
+    await run_for(hass, freezer, 60)
+    fake.inject(STATUS, status=503)
+    await run_for(hass, freezer, 61)
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    fake.clear_faults()
+    fake.inject(STATUS, status=500, times=1)
+    fake.reset_stats()
+    for _ in range(16):
+        await run_for(hass, freezer, 1)
+        if fake.stats.requests[STATUS]:
+            break
+    assert fake.stats.responses[STATUS, 500] == 1
+    # The agent that failed on its own shows it; the other is read.
+    states = sorted(hass.states.get(entity).state for entity in (REGISTERED, SALES))
+    assert states == [STATE_ON, STATE_UNAVAILABLE]
 
 
 async def test_a_429_without_the_watch_keeps_a_reading_its_interval_only(

@@ -245,6 +245,23 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             if looks or reads
             else {}
         )
+        if (
+            probe
+            and results
+            and all(
+                isinstance(r, TelzinoError)
+                and not isinstance(r, TelzinoRateLimitedError)
+                for r in results.values()
+            )
+        ):
+            # One agent can fail on its own: one more is asked before the
+            # API is taken to be still out.
+            self.schedule.done(now, results, (), budget.sent - sent_before)
+            sent_before = budget.sent
+            _, second = self.schedule.plan(
+                now, [], budget.pace(), sustained=budget.sustained(), probe=True
+            )
+            results |= await self.client.get_registration_statuses(second)
         if probe and any(isinstance(r, RegistrationStatus) for r in results.values()):
             # The API answers: read every agent now, as far as the budget goes,
             # so that all entities come back together.
