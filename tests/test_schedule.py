@@ -158,3 +158,15 @@ def test_no_agents_no_steps_to_speak_of() -> None:
     assert schedule.plan(NOW, [], None, sustained=None, probe=False) == ([], [])
     assert schedule.next_step(NOW, None) == NOW + MINUTE
     assert schedule.effective_interval == MINUTE
+
+
+def test_a_new_agent_is_read_at_the_next_step() -> None:
+    """An agent added to the watch list (never read) is read a second later."""
+    schedule = ReadSchedule(MINUTE)
+    schedule.sync(["old"])
+    schedule.plan(NOW, [], None, sustained=None, probe=False)
+    schedule.done(NOW, ["old"], (), 1)
+    schedule.sync(["old", "new"])
+    assert schedule.next_step(NOW, None) == NOW + seconds(1)
+    _, reads = schedule.plan(NOW + seconds(1), [], None, sustained=None, probe=False)
+    assert reads == ["new"]
