@@ -406,6 +406,20 @@ async def test_a_failed_look_is_tried_again_and_the_others_are_read(
     assert hass.states.get(REGISTERED).state == STATE_ON
 
 
+async def start_an_outage(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Set up two agents, read them, then take the API down until they are unavailable."""
+    await setup_simulated(hass, fake, fake_url, freezer, sales=True)
+    await run_for(hass, freezer, 60)
+    fake.inject(STATUS, status=503)
+    await run_for(hass, freezer, 61)
+    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+
+
 async def test_an_outage_is_probed_then_every_agent_is_read(
     hass: HomeAssistant,
     fake: FakeTelzino,
@@ -418,11 +432,7 @@ async def test_an_outage_is_probed_then_every_agent_is_read(
     step, so that all entities come back together rather than one interval
     later.
     """
-    await setup_simulated(hass, fake, fake_url, freezer, sales=True)
-    await run_for(hass, freezer, 60)
-    fake.inject(STATUS, status=503)
-    await run_for(hass, freezer, 61)
-    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    await start_an_outage(hass, fake, fake_url, freezer)
     fake.reset_stats()
     await run_for(hass, freezer, 120)
     # Two requests every 15 s ask whether the API is back.
@@ -445,11 +455,7 @@ async def test_an_agent_failing_alone_does_not_prolong_an_outage(
 
     Every other agent comes back at that probe, not 15 s later.
     """
-    await setup_simulated(hass, fake, fake_url, freezer, sales=True)
-    await run_for(hass, freezer, 60)
-    fake.inject(STATUS, status=503)
-    await run_for(hass, freezer, 61)
-    assert hass.states.get(REGISTERED).state == STATE_UNAVAILABLE
+    await start_an_outage(hass, fake, fake_url, freezer)
     fake.clear_faults()
     fake.inject(STATUS, status=500, times=1)
     fake.reset_stats()
