@@ -114,8 +114,44 @@ def test_a_budget_stretches_the_interval_and_looks_come_first() -> None:
     _, again = schedule.plan(then + seconds(5), [], 1.0, sustained=1.0, probe=False)
     assert again[: len(reads)] == reads
     # An hour later the looks are forgotten.
-    assert schedule.look_rate(later) > 0
-    assert schedule.look_rate(later + timedelta(hours=2)) == 0
+    assert schedule.beyond_reads_rate(later) > 0
+    assert schedule.beyond_reads_rate(later + timedelta(hours=2)) == 0
+
+
+def test_the_agent_list_slows_the_reads_within_their_interval() -> None:
+    """Requests the schedule did not plan leave the reads less; none comes later than said.
+
+    A reading is current for the effective interval and a read's lag; the
+    agent list's pages (a third of this budget) must stretch that interval,
+    and the lag covers the reads they held back. 100 agents at 0.1 requests
+    a second, 20 pages every 10 minutes: reads every 1,500 s, not the 1,000 s
+    the pace alone allows.
+    """
+    schedule = ReadSchedule(MINUTE)
+    agents = [f"agent{n}" for n in range(100)]
+    schedule.sync(agents)
+    read_at: dict[str, datetime] = {}
+    late: list[timedelta] = []
+    now, listed = NOW, NOW - timedelta(hours=1)
+    while now < NOW + timedelta(hours=4):
+        pages = 0
+        if now - listed >= 10 * MINUTE:
+            listed, pages = now, 20
+            schedule.spent(now, pages)
+        _, reads = schedule.plan(now, [], 0.1, sustained=0.1, probe=False)
+        schedule.done(now, reads, (), len(reads) + pages)
+        for agent_id in reads:
+            if (last := read_at.get(agent_id)) is not None and now > NOW + timedelta(
+                hours=1
+            ):
+                late.append(now - last - schedule.effective_interval)
+            read_at[agent_id] = now
+        now = schedule.next_step(now, 0.1)
+    assert abs(schedule.effective_interval - seconds(1500)) < seconds(60)
+    # Late by the time the pages held the reads back at most: 20 s / 0.1.
+    assert schedule.read_lag(0.1) == seconds(5 + 200)
+    assert max(late) <= schedule.read_lag(0.1)
+    assert schedule.read_lag(None) == MINUTE / 4
 
 
 def test_what_the_window_spares_goes_at_once_at_first() -> None:

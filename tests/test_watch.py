@@ -361,6 +361,58 @@ def test_what_the_watch_learns_and_plans() -> None:
     assert watch.refresh_due("gone") is None
 
 
+def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
+    """After two refreshes that fit one pair of ticks, two looks a refresh, not four.
+
+    The API here shows registration_t_out (T + E - TI) and OpenSIPS 4.x
+    refreshes at `expires` - TI or at `expires`: the tick 2 TI before is never
+    the one, nor the tick after. An odd refresh teaches nothing; refreshes
+    that no pair fits bring all four ticks back.
+    """
+    watch = RefreshWatch()
+    now = dt_util.utcnow()
+    agent = watch._agents
+    hour, second = 3600, timedelta(seconds=1)
+
+    def refresh(agent_id: str, at: int, t_out: int) -> None:
+        """Show the agent registered with `expires` at t_out, then refreshed at `at`."""
+        watch.observe(agent_id, reading(now, sent=0, expires=t_out), now)
+        watch.observe(
+            agent_id,
+            reading(now, sent=at, expires=at + hour - 100),
+            now + timedelta(seconds=at + 4),
+        )
+
+    assert watch.window == (-2, 1)
+    refresh("a", 3400, 3500)  # at `expires` - TI: fits two pairs
+    assert watch.window == (-2, 1)  # one refresh is not enough
+    refresh("b", 3500, 3500)  # at `expires`: only (-1, 0) fits both
+    assert watch.window == (-1, 0)
+    # A new agent: its first look is at `expires` - TI, its last at `expires`.
+    watch.observe("c", reading(now, sent=0, expires=3500), now)
+    assert watch.refresh_due("c") == now + timedelta(seconds=3400)
+    assert agent["c"].planned == now + timedelta(seconds=3404)
+    watch.observe(
+        "c", reading(now, sent=0, expires=3500), now + timedelta(seconds=3404)
+    )
+    assert agent["c"].planned == now + timedelta(seconds=3504)
+    watch.observe(
+        "c", reading(now, sent=0, expires=3500), now + timedelta(seconds=3504)
+    )
+    assert agent["c"].planned is None  # the tick after `expires` is never it
+    # A REGISTER off the ticks (37 s after one) teaches nothing, nor a
+    # refresh with no `expires` shown before it.
+    refresh("d", 3437, 3500)
+    watch.observe("g", reading(now, sent=0, expires=None), now)
+    watch.observe("g", reading(now, sent=3600, expires=None), now + hour * second)
+    assert watch.window == (-1, 0)
+    # A refresh a TI after `expires` fits no pair with the others: all four.
+    refresh("e", 3600, 3500)
+    assert watch.window == (-2, 1)
+    watch.observe("f", reading(now, sent=0, expires=3500), now)
+    assert watch.refresh_due("f") == now + timedelta(seconds=3300)
+
+
 async def test_without_the_watch_the_next_attempt_assumes_the_default_timer(
     hass: HomeAssistant,
     fake: FakeTelzino,

@@ -208,6 +208,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             LOGGER.debug("Agent list held back: %s", err)
         except TelzinoError as err:
             self._raise_update_failed(err)
+        finally:
+            self.schedule.spent(now, budget.sent - sent_before)
         watched_changed = self._synced_watched is not self.watched
         if watched_changed:
             self.schedule.sync(self.watched)
@@ -406,21 +408,18 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         attempt = self.next_attempt(agent_id, status)
         return None if attempt is None else attempt + look_margin
 
-    def _valid_until(self, agent_id: str, interval: timedelta) -> datetime:
+    def _valid_until(
+        self, agent_id: str, interval: timedelta, lag: timedelta
+    ) -> datetime:
         """How long an agent's last reading may be shown without a new read.
 
-        Within its own interval (the reading is as fresh as polling makes it);
-        beyond it (not read this round) only while it is provably current, and
-        never for more than STALE_INTERVALS effective intervals.
+        Within its own interval, and the lag of a read (the reading is as
+        fresh as polling makes it); beyond it (not read this round) only while
+        it is provably current, and never for more than STALE_INTERVALS
+        effective intervals.
         """
         read_at = self._read_at[agent_id]
-        # A read may come up to one step of reads late.
-        own = (
-            read_at
-            + interval
-            + self.schedule.step(self.client.budget.pace())
-            + READ_SLACK
-        )
+        own = read_at + interval + lag + READ_SLACK
         predicted = self._predicted[agent_id]
         if predicted is None:
             return own
@@ -431,12 +430,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
     ) -> None:
         """Make agents whose last reading is no longer current unavailable."""
         interval = self._expiry_interval = self.schedule.effective_interval
+        lag = self.schedule.read_lag(self.client.budget.pace())
         next_expiry: datetime | None = None
         for agent_id, read_at in self._read_at.items():
             agent = data.get(agent_id)
             if agent is None or agent.status is None:
                 continue
-            until = self._valid_until(agent_id, interval)
+            until = self._valid_until(agent_id, interval, lag)
             if now < until:
                 next_expiry = until if next_expiry is None else min(next_expiry, until)
                 continue
@@ -544,8 +544,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 self.schedule.effective_interval.total_seconds(), 1
             ),
             "refresh_looks_allowed": self.schedule.looks_allowed(sustained),
-            "looks_per_hour": round(
-                self.schedule.look_rate(dt_util.utcnow()) * 3600, 1
+            "requests_per_hour_beyond_reads": round(
+                self.schedule.beyond_reads_rate(dt_util.utcnow()) * 3600, 1
             ),
         }
 

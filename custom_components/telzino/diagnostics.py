@@ -36,6 +36,13 @@ async def async_get_config_entry_diagnostics(
             "account_agent_count": len(coordinator.account_agents),
         },
         "request_budget": coordinator.budget_diagnostics(),
+        "refresh_watch": None
+        if (watch := coordinator.watch) is None
+        else {
+            "looks": watch.polls,
+            # Where refreshes come, in timer intervals from `expires`.
+            "refresh_ticks": list(watch.window),
+        },
         "agents": {
             agent_id: {
                 "name": agent.name,

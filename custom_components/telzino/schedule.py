@@ -32,9 +32,12 @@ LOOKS_NEED_PER_AGENT_HOUR: Final = 3.0
 # Within a budget, reads leave this many requests in hand for a look that
 # falls due, so that looks never wait for the reads.
 LOOK_RESERVE: Final = 1
-# Looks never take more than this share of the budget from the reads.
+# Looks and the agent list never take more than this share of the budget
+# from the reads.
 MAX_LOOK_SHARE: Final = 0.5
-LOOK_RATE_WINDOW: Final = timedelta(hours=1)
+# Requests beyond the reads are counted over this long: the hourly agent
+# list always once.
+BEYOND_READS_WINDOW: Final = timedelta(minutes=65)
 
 
 class ReadSchedule:
@@ -55,7 +58,10 @@ class ReadSchedule:
         self._held_until: datetime | None = None
         # Whether requests went at a known pace yet.
         self._paced = False
-        self._looks: deque[datetime] = deque()
+        # When each request that was not a read went: looks, agent list pages.
+        self._beyond_reads: deque[datetime] = deque()
+        # The requests of each agent list, when it was read.
+        self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
 
     @property
@@ -158,7 +164,7 @@ class ReadSchedule:
                 if agent_id not in taken:
                     reads.append(agent_id)
         self._read_credit -= len(reads)
-        self._looks.extend(now for _ in looks)
+        self._beyond_reads.extend(now for _ in looks)
         return looks, reads
 
     def done(
@@ -207,11 +213,36 @@ class ReadSchedule:
         wait = max(1 - self._request_credit, 0.0) / pace
         return now + max(timedelta(seconds=wait), MIN_STEP)
 
-    def look_rate(self, now: datetime) -> float:
-        """Return the looks per second over the last hour."""
-        while self._looks and self._looks[0] < now - LOOK_RATE_WINDOW:
-            self._looks.popleft()
-        return len(self._looks) / LOOK_RATE_WINDOW.total_seconds()
+    def spent(self, now: datetime, requests: int) -> None:
+        """Count requests the schedule did not plan (the agent list's pages).
+
+        The reads get what the budget leaves, so that each agent is read
+        within the effective interval that its reading's bound assumes.
+        """
+        self._beyond_reads.extend(now for _ in range(requests))
+        if requests:
+            self._unplanned.append((now, requests))
+
+    def beyond_reads_rate(self, now: datetime) -> float:
+        """Return the requests per second that were not reads, lately."""
+        since = now - BEYOND_READS_WINDOW
+        while self._beyond_reads and self._beyond_reads[0] < since:
+            self._beyond_reads.popleft()
+        while self._unplanned and self._unplanned[0][0] < since:
+            self._unplanned.popleft()
+        return len(self._beyond_reads) / BEYOND_READS_WINDOW.total_seconds()
+
+    def read_lag(self, pace: float | None) -> timedelta:
+        """How late after its interval an agent's read may come.
+
+        One step of reads; within a budget also the time the agent list's
+        pages, sent together, held the reads back: the reads catch up after.
+        """
+        step = self.step(pace)
+        if not pace:
+            return step
+        burst = max((requests for _, requests in self._unplanned), default=0)
+        return step + timedelta(seconds=burst / pace)
 
     def _due_by(self, when: datetime) -> int:
         """How many agents, from the oldest, are due for a read by `when`."""
@@ -237,7 +268,8 @@ class ReadSchedule:
         if pace is None or self._credited_at is None:
             return wanted
         left = max(
-            pace - self.look_rate(self._credited_at), pace * (1 - MAX_LOOK_SHARE)
+            pace - self.beyond_reads_rate(self._credited_at),
+            pace * (1 - MAX_LOOK_SHARE),
         )
         return min(wanted, left)
 

@@ -10,7 +10,10 @@ the binding expires; the timer's drift makes it flip between two ticks), T + E
 OpenSIPS' `registration_t_out` (T + E - TI); Telzino does not say which. So
 the refresh comes at one of the agent's ticks between `expires` - 2 TI and
 `expires` + TI, and most losses (PBX down, password changed, registrar errors)
-show at that moment.
+show at that moment. Which two of those four ticks it can be depends on the
+release and the reading only, the same for every agent of an account: the
+watch learns it from the refreshes it sees, and then looks at two ticks
+instead of up to four.
 
 The watch looks at each of those ticks, a few seconds after it, until the
 agent's `lastRegisterSent` moves; after a REGISTER that is still unanswered,
@@ -50,6 +53,15 @@ EXPIRY_HORIZON_FACTOR: Final = 2
 DEFAULT_HORIZON: Final = timedelta(days=1)
 # Looks after a failed look, one transaction timeout apart.
 MAX_PROBES: Final = 3
+# Where a refresh lands, in timer intervals from the `expires` shown before
+# it: the two ticks of OpenSIPS 4.x with the binding's expiry, of 4.x with
+# registration_t_out (or 3.x with the expiry), of 3.x with registration_t_out.
+REFRESH_TICK_PAIRS: Final = ((-2, -1), (-1, 0), (0, 1))
+FULL_WINDOW: Final = (-2, 1)
+# Refreshes kept to learn the pair from, and how many it takes: one alone
+# could be an odd one out (a REGISTER sent between ticks).
+OFFSETS_KEPT: Final = 8
+OFFSETS_TO_NARROW: Final = 2
 
 PENDING_STATES: Final = frozenset(
     {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
@@ -70,6 +82,8 @@ class _AgentWatch:
 
     last_register_sent: datetime | None = None
     registered: bool = False
+    # The `expires` the API showed while registered (a refresh keeps it).
+    expires: datetime | None = None
     # The registration's lifetime E, and the seconds between its last refreshes
     # (REGISTERs of a registered binding): E - 2 TI or E - TI (3.x: E - TI or E).
     lifetime: int | None = None
@@ -97,6 +111,10 @@ class RefreshWatch:
     def __init__(self) -> None:
         """Start with no agent known."""
         self._agents: dict[str, _AgentWatch] = {}
+        # Where refreshes landed (timer intervals from `expires`), and the
+        # ticks, in those units, that a refresh can come at.
+        self._offsets: deque[int] = deque(maxlen=OFFSETS_KEPT)
+        self.window: tuple[int, int] = FULL_WINDOW
         # For diagnostics and the benchmark.
         self.polls = 0
 
@@ -120,10 +138,14 @@ class RefreshWatch:
                 watch.gaps.append(
                     round((sent - watch.last_register_sent).total_seconds())
                 )
+                if watch.expires is not None:
+                    self._learn_offset(sent - watch.expires, watch.timer)
             watch.last_register_sent = sent
             watch.probes = 0
         watch.registered = status.is_registered
         watch.lifetime = status.registration_interval
+        if status.is_registered:
+            watch.expires = status.expires
         timer = watch.timer
         watch.next_attempt = next_attempt(status, timer, now)
         when = self._next_look(watch, status, timer, now)
@@ -217,15 +239,38 @@ class RefreshWatch:
         if expires is None:
             return None
         # The refresh is at one of the agent's ticks in this window (see the
-        # module docstring), whichever release and reading of `expires`.
+        # module docstring): the release's and reading's, once learned.
         # A tick less than REPLY_MARGIN ago has been looked at, by this look or
         # a poll.
-        first = max(expires - 2 * timer - TICK_SLACK, now - REPLY_MARGIN)
+        low, high = self.window
+        first = max(expires + low * timer - TICK_SLACK, now - REPLY_MARGIN)
         tick = _tick_at_or_after(sent, timer, first)
-        if tick > expires + timer + TICK_SLACK:
+        if tick > expires + high * timer + TICK_SLACK:
             return None  # past the window: the interval polls will tell
         watch.refresh_from = tick
         return tick + TICK_SLACK + REPLY_MARGIN
+
+    def _learn_offset(self, offset: timedelta, timer: timedelta) -> None:
+        """Narrow the window to the tick pair that the refreshes seen fit.
+
+        A refresh off the agent's ticks (sent on enabling, or a timer not
+        learned yet) teaches nothing; refreshes that no pair fits (the API
+        changed what `expires` means) widen it again until they age out.
+        """
+        ticks = round(offset / timer)
+        if abs(offset - ticks * timer) > 2 * TICK_SLACK:
+            return
+        self._offsets.append(ticks)
+        pairs = [
+            pair
+            for pair in REFRESH_TICK_PAIRS
+            if all(seen in pair for seen in self._offsets)
+        ]
+        self.window = (
+            (min(low for low, _ in pairs), max(high for _, high in pairs))
+            if pairs and len(self._offsets) >= OFFSETS_TO_NARROW
+            else FULL_WINDOW
+        )
 
     def _trusted_expiry(
         self, status: RegistrationStatus, now: datetime
