@@ -2,7 +2,8 @@
 
 Run by `scripts/bench --detection`; not part of the test suite. A simulated day
 under frozen time: 20 agents driven by the fake API's registrant model, which
-replays the real OpenSIPS (3600 s registrations, a 100 s timer; a short
+replays the real OpenSIPS (3600 s registrations, a 100 s timer, refreshes a
+tick late as often as recorded; a short
 profile with TELZINO_DETECTION_PROFILE=short), a 60 s polling interval, and the same random
 scenario twice, once with plain interval polling and once with the refresh
 watch: refresh failures of each kind, slow registrars, changes of SIP settings,
@@ -31,7 +32,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from scripts.fake_telzino import STATUS, FakeTelzino, Registrant, serve
+from scripts.fake_telzino import LATE_TICK_SHARE, STATUS, FakeTelzino, Registrant, serve
 from tests.common import make_entry, setup_entry
 
 AGENTS = 20
@@ -99,7 +100,12 @@ async def run_day(
         agent.registration_timeout = REGISTRATION
     ids = [agent.id for agent in agents]
     for agent_id in ids:
-        fake.simulate(agent_id, timer_interval=TIMER, phase=rng.uniform(0, TIMER))
+        fake.simulate(
+            agent_id,
+            timer_interval=TIMER,
+            phase=rng.uniform(0, TIMER),
+            late_tick_share=LATE_TICK_SHARE,
+        )
     actions = scenario(rng, ids)
     run = Run("refresh watch" if watch else "interval polling")
     names = {

@@ -5,7 +5,8 @@ requests an hour (a fixed window announced by X-RateLimit-* headers), 100 a
 minute (a sliding window that only answers 429 with Retry-After), 300 a
 minute (a token bucket announced by the IETF RateLimit fields) and no limit:
 simulated time under a frozen clock, the agents driven by the calibrated
-OpenSIPS model (3600 s registrations, a 100 s timer), a few of them losing
+OpenSIPS model (3600 s registrations, a 100 s timer, refreshes a tick late
+as often as recorded), a few of them losing
 their registration at a refresh (the registrar starts rejecting them).
 
 The agents registered at random moments of the hour before (each on its
@@ -40,7 +41,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from scripts.fake_telzino import FakeTelzino, RateLimit, serve
+from scripts.fake_telzino import LATE_TICK_SHARE, FakeTelzino, RateLimit, serve
 from tests.bench_detection import START, percentile, truth
 from tests.common import make_entry, setup_entry
 
@@ -96,7 +97,12 @@ async def run_case(
         # (TELZINO_RATELIMIT_TOGETHER=1: all at once, as after an outage).
         if not TOGETHER:
             freezer.move_to(datetime.fromtimestamp(START - rng.uniform(0, 3600), UTC))
-        fake.simulate(agent.id, timer_interval=TIMER, phase=rng.uniform(0, TIMER))
+        fake.simulate(
+            agent.id,
+            timer_interval=TIMER,
+            phase=rng.uniform(0, TIMER),
+            late_tick_share=LATE_TICK_SHARE,
+        )
     freezer.move_to(datetime.fromtimestamp(START, UTC))
     # A few agents whose registrar starts rejecting them after the warm-up:
     # each loses its registration at its next refresh.

@@ -16,7 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from scripts.fake_telzino import TRANSACTION_TIMEOUT, FakeAgent, FakeTelzino, Registrant
+from scripts.fake_telzino import (
+    LATE_TICK_SHARE,
+    TRANSACTION_TIMEOUT,
+    FakeAgent,
+    FakeTelzino,
+    Registrant,
+)
 from scripts.fake_telzino.registrant import REPLY_DELAY, Behaviour
 from tests.common import FakeClock
 from tests.traces import TRACES, Trace, load, real_events
@@ -342,6 +348,65 @@ def test_the_period_depends_on_the_second_of_the_200_ok(
             sent.append(agent.last_register_sent)
     assert len(sent) > 4
     assert {later - earlier for earlier, later in itertools.pairwise(sent)} == {period}
+
+
+def recorded_refreshes() -> tuple[int, int]:
+    """Count the recorded refreshes E - 2 TI after the last one and E - TI after.
+
+    Of registrations whose expiry is a whole number of timer intervals and
+    whose registrar answers at once (a slow one moves the 200 OK, and so the
+    threshold, by seconds).
+    """
+    on_time = late = 0
+    for path in TRACES:
+        trace = load(path)
+        for reg, config in trace.header["registrations"].items():
+            timer, expiry = config["timer_interval"], config["expiry"]
+            sent: float | None = None
+            before = None
+            for when, state in real_events(trace, reg):
+                if state == "REGISTERING":
+                    if before == "REGISTERED" and sent is not None:
+                        gap = when - sent
+                        on_time += abs(gap - (expiry - 2 * timer)) < MARGINAL
+                        late += abs(gap - (expiry - timer)) < MARGINAL
+                    sent = when
+                before = state
+    return on_time, late
+
+
+def test_the_model_refreshes_a_tick_late_as_often_as_the_real_registrant(
+    fake: FakeTelzino, clock: FakeClock
+) -> None:
+    """The timer's drift moves a refresh a whole TI later: as often as recorded.
+
+    The recorded share is LATE_TICK_SHARE; the model with it, over 20
+    registrations of 300 s on a 100 s timer, refreshes that share a tick late
+    (within the spread of some 700 refreshes).
+    """
+    on_time, late = recorded_refreshes()
+    assert (on_time, late) == (44, 24)
+    assert late / (on_time + late) == LATE_TICK_SHARE
+    clock.now = 1_000_000.0
+    periods: list[float] = []
+    for number in range(20):
+        agent = fake.add_agent(f"Agent {number}", registration_timeout=300)
+        registrant = fake.simulate(
+            agent.id,
+            timer_interval=TIMER,
+            phase=number * 4.7 % TIMER,
+            late_tick_share=LATE_TICK_SHARE,
+        )
+        sent = [agent.last_register_sent]
+        # REGISTERs of a 300 s binding are at least 100 s apart.
+        for second in range(1_000_000, 1_000_000 + 20 * 250, 50):
+            registrant.sync(agent, second)
+            if agent.last_register_sent != sent[-1]:
+                sent.append(agent.last_register_sent)
+        periods += [b - a for a, b in itertools.pairwise(sent)]
+    assert set(periods) == {300 - 2 * TIMER, 300 - TIMER}
+    share = periods.count(300 - TIMER) / len(periods)
+    assert abs(share - LATE_TICK_SHARE) < 0.07
 
 
 def test_opensips_3_refreshes_within_the_last_timer_interval(

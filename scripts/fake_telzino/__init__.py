@@ -16,7 +16,7 @@ from .const import (
 )
 from .demo import DEMO_FLAPPING_AGENT, flap_demo_agent, seed_demo
 from .ratelimit import RateLimit
-from .registrant import BEHAVIOURS, TRANSACTION_TIMEOUT, Registrant
+from .registrant import BEHAVIOURS, LATE_TICK_SHARE, TRANSACTION_TIMEOUT, Registrant
 from .server import (
     AGENT,
     AGENTS,
@@ -42,6 +42,7 @@ __all__ = [
     "DEMO_FLAPPING_AGENT",
     "ENDPOINTS",
     "FRONT_DESK",
+    "LATE_TICK_SHARE",
     "ORGANIZATION_ID",
     "SALES_LINE",
     "STATES",
