@@ -150,8 +150,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self.account_agents: dict[str, Agent] = {}
         self._agents_listed_at: datetime | None = None
         self._agent_list_held_until: datetime | None = None
-        # Whether a step planned reads yet (the first one is at setup).
-        self._stepped = False
         self._agents_unavailable: set[str] = set()
         # When each agent was last seen registered: a REGISTERING after it is
         # a refresh, not a loss.
@@ -221,8 +219,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # One request first, then the rest at what it shows: after a failure
         # whether the API is back; at setup whether it announces a budget
         # (the first round then goes at its pace rather than in one burst).
-        probe = not self.last_update_success or (not self._stepped and pace is None)
-        self._stepped = True
+        probe = not self.last_update_success or (
+            not self.schedule.started and pace is None
+        )
         looking = (
             self.watch.looks_before(now + self.schedule.effective_interval)
             if self.watch is not None and looks_allowed and pace is not None

@@ -69,6 +69,11 @@ class ReadSchedule:
         """How many agents are scheduled."""
         return len(self._order)
 
+    @property
+    def started(self) -> bool:
+        """Whether a step was planned yet (the first one is at setup)."""
+        return self._credited_at is not None
+
     def sync(self, agent_ids: Iterable[str]) -> None:
         """Schedule these agents (new ones first); forget the others."""
         wanted = dict.fromkeys(agent_ids)
