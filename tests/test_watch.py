@@ -400,9 +400,11 @@ def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
         "c", reading(now, sent=0, expires=3500), now + timedelta(seconds=3504)
     )
     assert agent["c"].planned is None  # the tick after `expires` is never it
-    # A REGISTER off the ticks (37 s after one) teaches nothing, nor a
-    # refresh with no `expires` shown before it.
+    # A REGISTER off the ticks (37 s after one) teaches nothing, nor one a
+    # refresh later (the one between not seen), nor a refresh with no
+    # `expires` shown before it.
     refresh("d", 3437, 3500)
+    refresh("h", 6900, 3500)
     watch.observe("g", reading(now, sent=0, expires=None), now)
     watch.observe("g", reading(now, sent=3600, expires=None), now + hour * second)
     assert watch.window == (-1, 0)

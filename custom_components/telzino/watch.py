@@ -254,11 +254,15 @@ class RefreshWatch:
         """Narrow the window to the tick pair that the refreshes seen fit.
 
         A refresh off the agent's ticks (sent on enabling, or a timer not
-        learned yet) teaches nothing; refreshes that no pair fits (the API
-        changed what `expires` means) widen it again until they age out.
+        learned yet) or outside the window (a refresh not seen, and the next
+        one) teaches nothing; refreshes that no pair fits (the API changed
+        what `expires` means) widen it again until they age out.
         """
         ticks = round(offset / timer)
-        if abs(offset - ticks * timer) > 2 * TICK_SLACK:
+        if (
+            abs(offset - ticks * timer) > 2 * TICK_SLACK
+            or not FULL_WINDOW[0] <= ticks <= FULL_WINDOW[1]
+        ):
             return
         self._offsets.append(ticks)
         pairs = [
