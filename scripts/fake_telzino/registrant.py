@@ -185,9 +185,10 @@ class Registrant:
         second = math.floor(tick)
         if second < threshold:
             return False
-        if self.late_tick_share and second < threshold + self.tick_period:
-            # The first tick at or after it: drifted into the second before
-            # the threshold's, for this share of thresholds.
+        if self.late_tick_share and second < threshold + 1:
+            # A tick in the threshold's own second: drifted into the second
+            # before, for this share of thresholds (half a second of drift
+            # moves no tick further).
             drifted = random.Random(f"{threshold} {self.phase}").random()  # noqa: S311
             return drifted >= self.late_tick_share
         return True
