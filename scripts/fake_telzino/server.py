@@ -470,7 +470,8 @@ def _add_control_routes(app: web.Application, fake: FakeTelzino) -> None:
 
         Body: {"behaviour": one of BEHAVIOURS} and/or {"action": "disable" |
         "enable" | "reconfigure"}; the first call attaches the model (with
-        optional "timer_interval", "phase", "challenge", "expires_reports").
+        optional "timer_interval", "phase", "challenge", "expires_reports",
+        "late_tick_share").
         """
         agent_id = request.match_info["agent_id"]
         if (agent := fake.agents.get(agent_id)) is None:
