@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 import time
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,16 @@ def entity(name: str, kind: str = "registered") -> str:
     return f"binary_sensor.{name.lower().replace(' ', '_')}_{kind}"
 
 
+def shows_intervals(
+    states: dict[str, dict[str, Any]], intervals: dict[str, int]
+) -> bool:
+    """Tell whether each Polling interval sensor shows its interval (in seconds)."""
+    return all(
+        states.get(entity_id, {}).get("state") in (str(seconds), f"{seconds:.1f}")
+        for entity_id, seconds in intervals.items()
+    )
+
+
 async def test_three_rate_limited_accounts(
     socket_enabled: None, tmp_path: Path
 ) -> None:
@@ -84,6 +95,16 @@ async def test_three_rate_limited_accounts(
             )
             for account, entry_id in zip(ACCOUNTS, entries, strict=True)
         }
+        # A changed interval reloads the entry, its entities unavailable for a
+        # moment: watch from when its Polling interval sensor shows the change.
+        changed = {
+            polling_interval[account.prefix]: account.interval
+            for account in ACCOUNTS
+            if account.interval != 60
+        }
+        async with asyncio.timeout(60):
+            while not shows_intervals(await hass.states(), changed):  # noqa: ASYNC110  # another process
+                await asyncio.sleep(1)
         started = time.monotonic()
         while time.monotonic() - started < OBSERVE:
             states = await hass.states()
