@@ -9,7 +9,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import json
 import logging
 import math
@@ -177,7 +177,16 @@ class SteppedClock:
 
     def __init__(self) -> None:
         """Start at the real time."""
-        self.now = dt_util.utcnow()
+        self.now = datetime.now(UTC)
+
+    def reset(self) -> None:
+        """Go back to the real time, the fake API's.
+
+        Each row's fake computes its agents' expiries on the real clock; a
+        clock an hour ahead of it would see their refreshes come due, and the
+        refresh watch's looks would add steps no real minute has.
+        """
+        self.now = datetime.now(UTC)
 
     def __call__(self) -> datetime:
         """Return the time the bench moved to."""
@@ -224,6 +233,7 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
             patch.object(history, "TICK", timedelta(days=1)),
         ):
             for agents in AGENT_COUNTS:
+                clock.reset()
                 async with fake_api(agents, LATENCY) as url:
                     start = time.perf_counter()
                     entry = await setup_entry(
