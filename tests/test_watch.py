@@ -5,8 +5,10 @@ frozen clock; time moves in one-second steps so that every planned look runs
 when it is due.
 """
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 import itertools
+import random
 import time
 
 from freezegun.api import FrozenDateTimeFactory
@@ -384,10 +386,17 @@ def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
         )
 
     assert watch.window == (-2, 1)
+    # Planned before anything was learned: from `expires` - 2 TI.
+    seen = reading(now, sent=0, expires=3500)
+    watch.observe("z", seen, now)
+    assert agent["z"].planned == now + timedelta(seconds=3304)
     refresh("a", 3400, 3500)  # at `expires` - TI: fits two pairs
     assert watch.window == (-2, 1)  # one refresh is not enough
     refresh("b", 3500, 3500)  # at `expires`: only (-1, 0) fits both
     assert watch.window == (-1, 0)
+    # The same reading again plans anew from what was learned.
+    watch.observe("z", seen, now)
+    assert agent["z"].planned == now + timedelta(seconds=3404)
     # A new agent: its first look is at `expires` - TI, its last at `expires`.
     watch.observe("c", reading(now, sent=0, expires=3500), now)
     assert watch.refresh_due("c") == now + timedelta(seconds=3400)
@@ -413,6 +422,62 @@ def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
     assert watch.window == (-2, 1)
     watch.observe("f", reading(now, sent=0, expires=3500), now)
     assert watch.refresh_due("f") == now + timedelta(seconds=3300)
+
+
+def test_an_unchanged_reading_plans_what_planning_again_would() -> None:
+    """The shortcut for a reading seen before changes no plan.
+
+    Two watches get the same random readings, looks and retries around two
+    refreshes: one the very status objects (as the client hands back an
+    unchanged answer), the other equal copies, which it plans from scratch.
+    The refreshes seen teach both where refreshes land as they go.
+    """
+    rng = random.Random(19)  # noqa: S311  # a fixed scenario
+    now = dt_util.utcnow()
+    shortcut, planned_again = RefreshWatch(), RefreshWatch()
+    registered, registering, failed = (
+        RegistrationState.REGISTERED,
+        RegistrationState.REGISTERING,
+        RegistrationState.WRONG_CREDENTIALS,
+    )
+    pools = {
+        agent_id: [
+            reading(now, state=registered, sent=0, expires=3500),
+            reading(now, state=registering, sent=3400, expires=3500),
+            reading(now, state=registered, sent=3400 + late, expires=6900 + late),
+            reading(now, state=failed, sent=3500, expires=7000),
+            reading(now, state=registered, sent=6800 + late, expires=10_300),
+        ]
+        for agent_id, late in (("a", 0), ("b", 100), ("c", 0))
+    }
+    # Most readings repeat the agent's last one, as most polls do.
+    last = {agent_id: pool[0] for agent_id, pool in pools.items()}
+    at = now + timedelta(seconds=3000)
+    for _ in range(2000):
+        at += timedelta(seconds=rng.choice((1, 2, 3, 5, 8)))
+        agent_id = rng.choice("abc")
+        action = rng.random()
+        if action < 0.8:
+            if rng.random() < 0.2:
+                last[agent_id] = rng.choice(pools[agent_id])
+            status = last[agent_id]
+            shortcut.observe(agent_id, status, at)
+            planned_again.observe(agent_id, dataclasses.replace(status), at)
+        elif action < 0.9:
+            shortcut.retry(agent_id, at)
+            planned_again.retry(agent_id, at)
+        else:
+            shortcut.taken(agent_id)
+            planned_again.taken(agent_id)
+        if agent_id not in shortcut._agents:
+            continue  # a look or retry before the agent's first reading
+        one, other = shortcut._agents[agent_id], planned_again._agents[agent_id]
+        assert (one.planned, one.refresh_from, one.next_attempt) == (
+            other.planned,
+            other.refresh_from,
+            other.next_attempt,
+        )
+        assert shortcut.window == planned_again.window
 
 
 async def test_without_the_watch_the_next_attempt_assumes_the_default_timer(

@@ -94,6 +94,10 @@ class _AgentWatch:
     refresh_from: datetime | None = None
     probes: int = 0
     planned: datetime | None = None
+    # The reading and the window the plan was made from: the same (unchanged)
+    # reading plans the same look while that look is ahead.
+    planned_from: RegistrationStatus | None = None
+    planned_window: tuple[int, int] | None = None
 
     @property
     def timer(self) -> timedelta:
@@ -127,6 +131,15 @@ class RefreshWatch:
         if status is None:
             watch.planned = None
             return
+        if (
+            status is watch.planned_from
+            and self.window is watch.planned_window
+            and watch.planned is not None
+            and watch.planned > now + MIN_SPACING
+        ):
+            # Most readings: nothing new, and the look planned from this very
+            # reading still ahead (planning again would give the same).
+            return
         sent = status.last_register_sent
         if sent is not None and sent != watch.last_register_sent:
             if (
@@ -150,6 +163,7 @@ class RefreshWatch:
         watch.next_attempt = next_attempt(status, timer, now)
         when = self._next_look(watch, status, timer, now)
         watch.planned = None if when is None else max(when, now + MIN_SPACING)
+        watch.planned_from, watch.planned_window = status, self.window
 
     def next_attempt(self, agent_id: str) -> datetime | None:
         """When OpenSIPS will next try to register a failed agent, if known."""
@@ -176,6 +190,7 @@ class RefreshWatch:
             return
         watch.probes += 1
         watch.planned = now + TRANSACTION_TIMEOUT + REPLY_MARGIN
+        watch.planned_from = None
 
     def due(self, now: datetime) -> list[str]:
         """Return the agents whose look is due, the longest due first."""
@@ -270,11 +285,14 @@ class RefreshWatch:
             for pair in REFRESH_TICK_PAIRS
             if all(seen in pair for seen in self._offsets)
         ]
-        self.window = (
+        window = (
             (min(low for low, _ in pairs), max(high for _, high in pairs))
             if pairs and len(self._offsets) >= OFFSETS_TO_NARROW
             else FULL_WINDOW
         )
+        if window != self.window:
+            # Only a new window makes the agents' plans stale.
+            self.window = window
 
     def _trusted_expiry(
         self, status: RegistrationStatus, now: datetime
