@@ -542,6 +542,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             "effective_interval_s": round(
                 self.schedule.effective_interval.total_seconds(), 1
             ),
+            "read_lag_s": round(
+                self.schedule.read_lag(budget.pace()).total_seconds(), 1
+            ),
             "refresh_looks_allowed": self.schedule.looks_allowed(sustained),
             "requests_per_hour_beyond_reads": round(
                 self.schedule.beyond_reads_rate(dt_util.utcnow()) * 3600, 1

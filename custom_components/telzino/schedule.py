@@ -63,6 +63,10 @@ class ReadSchedule:
         # The requests of each agent list, when it was read.
         self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
+        # How late past the effective interval the oldest agent's read came,
+        # at its latest over the last while (a falling sequence: the first is
+        # the latest).
+        self._late: deque[tuple[datetime, timedelta]] = deque()
 
     @property
     def agents(self) -> int:
@@ -170,6 +174,8 @@ class ReadSchedule:
                     reads.append(agent_id)
         self._read_credit -= len(reads)
         self._beyond_reads.extend(now for _ in looks)
+        if pace is not None and reads and (read_at := self._order[reads[0]]):
+            self._note_late(now, now - read_at - self.effective_interval)
         return looks, reads
 
     def done(
@@ -241,13 +247,26 @@ class ReadSchedule:
         """How late after its interval an agent's read may come.
 
         One step of reads; within a budget also the time the agent list's
-        pages, sent together, held the reads back: the reads catch up after.
+        pages, sent together, held the reads back (the reads catch up after),
+        or, when longer, how late the oldest agent's read came lately: the
+        reads' cycle follows the looks, which come when refreshes do, and
+        drifts past the interval that the budget's pace alone gives.
         """
         step = self.step(pace)
         if not pace:
             return step
         burst = max((requests for _, requests in self._unplanned), default=0)
-        return step + timedelta(seconds=burst / pace)
+        late = self._late[0][1] if self._late else timedelta(0)
+        return step + max(timedelta(seconds=burst / pace), late)
+
+    def _note_late(self, now: datetime, late: timedelta) -> None:
+        """Keep how late the oldest agent's read came, for the read lag."""
+        while self._late and self._late[-1][1] <= late:
+            self._late.pop()
+        self._late.append((now, late))
+        since = now - BEYOND_READS_WINDOW
+        while self._late[0][0] < since:
+            self._late.popleft()
 
     def _due_by(self, when: datetime) -> int:
         """How many agents, from the oldest, are due for a read by `when`."""
