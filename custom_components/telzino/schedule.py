@@ -35,9 +35,9 @@ LOOK_RESERVE: Final = 1
 # Looks and the agent list never take more than this share of the budget
 # from the reads.
 MAX_LOOK_SHARE: Final = 0.5
-# Requests beyond the reads are counted over this long: the hourly agent
-# list always once.
-BEYOND_READS_WINDOW: Final = timedelta(minutes=65)
+# What happened lately is counted over this long: the requests beyond the
+# reads (the hourly agent list always once), and how late the reads came.
+RECENT_WINDOW: Final = timedelta(minutes=65)
 
 
 class ReadSchedule:
@@ -236,12 +236,12 @@ class ReadSchedule:
 
     def beyond_reads_rate(self, now: datetime) -> float:
         """Return the requests per second that were not reads, lately."""
-        since = now - BEYOND_READS_WINDOW
+        since = now - RECENT_WINDOW
         while self._beyond_reads and self._beyond_reads[0] < since:
             self._beyond_reads.popleft()
         while self._unplanned and self._unplanned[0][0] < since:
             self._unplanned.popleft()
-        return len(self._beyond_reads) / BEYOND_READS_WINDOW.total_seconds()
+        return len(self._beyond_reads) / RECENT_WINDOW.total_seconds()
 
     def read_lag(self, pace: float | None) -> timedelta:
         """How late after its interval an agent's read may come.
@@ -264,7 +264,7 @@ class ReadSchedule:
         while self._late and self._late[-1][1] <= late:
             self._late.pop()
         self._late.append((now, late))
-        since = now - BEYOND_READS_WINDOW
+        since = now - RECENT_WINDOW
         while self._late[0][0] < since:
             self._late.popleft()
 
