@@ -213,6 +213,39 @@ def test_reads_come_within_the_bound_however_the_looks_fall() -> None:
     assert seconds(60) < schedule.read_lag(pace) < seconds(70)
 
 
+def test_a_wait_the_api_asked_for_does_not_stretch_the_bound_after_it() -> None:
+    """Reads held back by a Retry-After are late by the wait; the lag does not keep it.
+
+    100 agents at 0.1 requests a second (each read every 1,000 s), then half
+    an hour of waiting (told again at every step, as the coordinator does):
+    the reads that follow come half an hour late, and the read lag must not
+    promise readings half an hour more for the hour after.
+    """
+    schedule = ReadSchedule(MINUTE)
+    agents = [f"agent{n}" for n in range(100)]
+    schedule.sync(agents)
+    wait = (NOW + timedelta(hours=2), NOW + timedelta(hours=2, minutes=30))
+    read_at: dict[str, datetime] = {}
+    ages: list[timedelta] = []
+    lags: list[timedelta] = []
+    now = NOW
+    while now < NOW + timedelta(hours=4):
+        if wait[0] <= now < wait[1]:
+            schedule.hold(now, wait[1])
+            now += seconds(5)
+            continue
+        _, reads = schedule.plan(now, [], 0.1, sustained=0.1, probe=False)
+        schedule.done(now, reads, (), len(reads))
+        if wait[1] <= now < wait[1] + timedelta(hours=1):
+            ages += [now - read_at[agent_id] for agent_id in reads]
+            lags.append(schedule.read_lag(0.1))
+        read_at.update(dict.fromkeys(reads, now))
+        now = schedule.next_step(now, 0.1)
+    assert schedule.effective_interval == seconds(1000)
+    assert max(ages) >= seconds(1000) + timedelta(minutes=30)
+    assert max(lags) < seconds(60)
+
+
 def test_what_the_window_spares_goes_at_once_at_first() -> None:
     """A budget known at setup: what its window spares is read at once, then its pace.
 
@@ -231,7 +264,7 @@ def test_what_the_window_spares_goes_at_once_at_first() -> None:
     held = ReadSchedule(MINUTE)
     held.sync(agents)
     held.plan(NOW, [], None, sustained=None, probe=False)
-    held.hold(NOW + seconds(30))
+    held.hold(NOW, NOW + seconds(30))
     _, reads = held.plan(
         NOW + seconds(30), [], 1.0, sustained=1.0, probe=False, spare=30
     )

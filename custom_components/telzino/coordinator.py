@@ -319,7 +319,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         )
         if (blocked := budget.blocked_for()) > 0:
             # After the step's requests are counted: one request once it ends.
-            self.schedule.hold(now + timedelta(seconds=blocked))
+            self.schedule.hold(now, now + timedelta(seconds=blocked))
         if self.watch is not None:
             # Before the readings plan the agents' next looks.
             for agent_id in looks:

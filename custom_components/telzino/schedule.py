@@ -67,6 +67,8 @@ class ReadSchedule:
         # at its latest over the last while (a falling sequence: the first is
         # the latest).
         self._late: deque[tuple[datetime, timedelta]] = deque()
+        # The waits the API asked for: from when to when.
+        self._holds: deque[tuple[datetime, datetime]] = deque()
 
     @property
     def agents(self) -> int:
@@ -94,7 +96,7 @@ class ReadSchedule:
         """Read every agent at the next step (as far as the budget goes)."""
         self._read_credit = float(self.agents)
 
-    def hold(self, until: datetime) -> None:
+    def hold(self, now: datetime, until: datetime) -> None:
         """Send nothing before `until`, then one request, then at the pace.
 
         A sliding window frees one request at a time: a burst when the wait
@@ -102,6 +104,12 @@ class ReadSchedule:
         """
         self._held_until = until
         self._request_credit = 1.0
+        if self._holds and self._holds[-1][1] >= now:
+            # The same wait, told again at a later step (or made longer).
+            start, end = self._holds.pop()
+            self._holds.append((start, max(end, until)))
+        else:
+            self._holds.append((now, until))
 
     def looks_allowed(self, pace: float | None) -> bool:
         """Whether the budget leaves room for the refresh watch's looks."""
@@ -175,7 +183,12 @@ class ReadSchedule:
         self._read_credit -= len(reads)
         self._beyond_reads.extend(now for _ in looks)
         if pace is not None and reads and (read_at := self._order[reads[0]]):
-            self._note_late(now, now - read_at - self.effective_interval)
+            # A wait the API asked for holds every read back as long; the
+            # reads are not late for it once it is over.
+            self._note_late(
+                now,
+                now - read_at - self.effective_interval - self._held(read_at, now),
+            )
         return looks, reads
 
     def done(
@@ -258,6 +271,15 @@ class ReadSchedule:
         burst = max((requests for _, requests in self._unplanned), default=0)
         late = self._late[0][1] if self._late else timedelta(0)
         return step + max(timedelta(seconds=burst / pace), late)
+
+    def _held(self, since: datetime, now: datetime) -> timedelta:
+        """How long the API had requests wait between `since` and `now`."""
+        while self._holds and self._holds[0][1] <= since:
+            self._holds.popleft()
+        return sum(
+            (min(end, now) - max(start, since) for start, end in self._holds),
+            timedelta(0),
+        )
 
     def _note_late(self, now: datetime, late: timedelta) -> None:
         """Keep how late the oldest agent's read came, for the read lag."""
