@@ -64,8 +64,7 @@ class ReadSchedule:
         self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
         # How late past the effective interval the oldest agent's read came,
-        # at its latest over the last while (a falling sequence: the first is
-        # the latest).
+        # lately: only what may still be the longest is kept, longest first.
         self._late: deque[tuple[datetime, timedelta]] = deque()
         # The waits the API asked for: from when to when.
         self._holds: deque[tuple[datetime, datetime]] = deque()
