@@ -53,9 +53,10 @@ class ReadSchedule:
         self._read_credit = 0.0
         self._request_credit = 0.0
         self._credited_at: datetime | None = None
-        # While the API asked to wait no request credit accrues: what it
-        # allows again comes back at its pace, not in a burst.
-        self._held_until: datetime | None = None
+        # The waits the API asked for, from when to when (the last one
+        # always): while it asked to wait no request credit accrues, and
+        # what it allows again comes back at its pace, not in a burst.
+        self._holds: deque[tuple[datetime, datetime]] = deque()
         # Whether requests went at a known pace yet.
         self._paced = False
         # When each request that was not a read went: looks, agent list pages.
@@ -66,8 +67,11 @@ class ReadSchedule:
         # How late past the effective interval the oldest agent's read came,
         # lately: only what may still be the longest is kept, longest first.
         self._late: deque[tuple[datetime, timedelta]] = deque()
-        # The waits the API asked for: from when to when.
-        self._holds: deque[tuple[datetime, datetime]] = deque()
+
+    @property
+    def _held_until(self) -> datetime | None:
+        """When the last wait the API asked for ends (None: it never asked)."""
+        return self._holds[-1][1] if self._holds else None
 
     @property
     def agents(self) -> int:
@@ -101,7 +105,6 @@ class ReadSchedule:
         A sliding window frees one request at a time: a burst when the wait
         ends would only meet the next 429.
         """
-        self._held_until = until
         self._request_credit = 1.0
         if self._holds and self._holds[-1][1] >= now:
             # The same wait, told again at a later step (or made longer).
@@ -273,10 +276,13 @@ class ReadSchedule:
 
     def _held(self, since: datetime, now: datetime) -> timedelta:
         """How long the API had requests wait between `since` and `now`."""
-        while self._holds and self._holds[0][1] <= since:
+        while len(self._holds) > 1 and self._holds[0][1] <= since:
             self._holds.popleft()
         return sum(
-            (min(end, now) - max(start, since) for start, end in self._holds),
+            (
+                max(min(end, now) - max(start, since), timedelta(0))
+                for start, end in self._holds
+            ),
             timedelta(0),
         )
 
