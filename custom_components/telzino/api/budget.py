@@ -183,16 +183,20 @@ class RequestBudget:
 
     def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:
         """Take the budget from rate-limit headers; return whether there were any."""
-        limit = _number(
-            headers.get("X-RateLimit-Limit") or headers.get("RateLimit-Limit")
-        )
+        limit_field = headers.get("X-RateLimit-Limit") or headers.get("RateLimit-Limit")
+        policy = headers.get("RateLimit-Policy")
+        if limit_field is None and policy is None:
+            # No limit announced (an API without these headers): the other
+            # fields say nothing without one, and are not parsed.
+            return False
+        limit = _number(limit_field)
         remaining = _number(
             headers.get("X-RateLimit-Remaining") or headers.get("RateLimit-Remaining")
         )
         reset = _number(
             headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
         )
-        if (policy := headers.get("RateLimit-Policy")) is not None:
+        if policy is not None:
             params = dict(_FIELD_PARAM.findall(policy))
             limit = _number(params.get("q"))
             if (window := _number(params.get("w"))) is not None and window > 0:
