@@ -7,7 +7,7 @@ measured here is Home Assistant's and the integration's alone.
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 import json
@@ -28,7 +28,13 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.telzino import history, schedule
-from custom_components.telzino.api import DEFAULT_MAX_CONCURRENCY, TOKEN_AUDIENCE
+from custom_components.telzino.api import (
+    DEFAULT_MAX_CONCURRENCY,
+    TOKEN_AUDIENCE,
+    RegistrationStatus,
+    TelzinoError,
+)
+from custom_components.telzino.coordinator import TelzinoCoordinator
 from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET
 from scripts.live_ha import free_port
 from tests.common import make_entry, setup_entry
@@ -52,6 +58,10 @@ AGENT_COUNTS = tuple(
 # TELZINO_POLL_STEPS=N: N steps an interval without a known budget, where the
 # schedule takes 4 (what fewer steps would save).
 STEPS = int(os.environ.get("TELZINO_POLL_STEPS", schedule.UNLIMITED_STEPS))
+# TELZINO_POLL_BARE_CLIENT=1: the coordinator's status requests made with bare
+# aiohttp (the readings of setup handed back): what the steps cost besides
+# the client.
+BARE_CLIENT = bool(os.environ.get("TELZINO_POLL_BARE_CLIENT"))
 # The integration's own CPU on top of bare aiohttp's, at these agent counts
 # (at 10 agents a refresh costs 2 ms and the share is noise; 1,000 is shown).
 REST_TARGET = 0.10
@@ -134,6 +144,31 @@ async def bare_requests(
             await response.read()
 
     await asyncio.gather(*(get(agent_id) for agent_id in agent_ids))
+
+
+async def use_bare_client(
+    coordinator: TelzinoCoordinator,
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+) -> None:
+    """Have the coordinator's status requests made with bare aiohttp.
+
+    Each agent's answer is the reading the client made of it at setup, as an
+    unchanged answer would be.
+    """
+    readings = await coordinator.client.get_registration_statuses(
+        list(coordinator.data)
+    )
+
+    async def get_registration_statuses(
+        agent_ids: Iterable[str],
+    ) -> dict[str, RegistrationStatus | TelzinoError]:
+        ids = list(agent_ids)
+        await bare_requests(session, url, token, ids)
+        return {agent_id: readings[agent_id] for agent_id in ids}
+
+    coordinator.client.get_registration_statuses = get_registration_statuses  # type: ignore[method-assign]
 
 
 async def bare_cpu_time(
@@ -219,7 +254,8 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
             f"Poll cost in Home Assistant, fake latency {LATENCY * 1000:.0f} ms, "
             f"at most {DEFAULT_MAX_CONCURRENCY} requests in flight, "
             f"median of {', '.join(f'{ROUNDS[a]} rounds at {a}' for a in AGENT_COUNTS)}"
-            " agents; a round is one 60 s interval of the rolling schedule\n"
+            " agents; a round is one 60 s interval of the rolling schedule"
+            f"{'; the client replaced by bare aiohttp' if BARE_CLIENT else ''}\n"
         ),
         (
             "| agents | setup s | steps per round | round wall s | ideal s | ratio "
@@ -248,6 +284,8 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
                     coordinator = entry.runtime_data
                     token = await fetch_token(session, url)
                     agent_ids = list(coordinator.data)
+                    if BARE_CLIENT:
+                        await use_bare_client(coordinator, session, url, token)
                     walls, ideals, cpus, bare_cpus, steps, ticks = (
                         [],
                         [],
