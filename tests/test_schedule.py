@@ -246,6 +246,28 @@ def test_a_wait_the_api_asked_for_does_not_stretch_the_bound_after_it() -> None:
     assert max(lags) < seconds(60)
 
 
+def test_the_effective_interval_is_right_soon_after_a_restart() -> None:
+    """Looks count over the time since the first step, not over an hour not yet passed.
+
+    1,000 agents at 1.6 requests a second, with looks taking 0.4 a second
+    from the start: the reads get 1.2 a second, each agent every 833 s. A
+    quarter hour after a (re)start the effective interval already says so
+    (the looks counted over the whole 65-minute window showed 663 s).
+    """
+    schedule = ReadSchedule(MINUTE)
+    agents = [f"agent{n}" for n in range(1000)]
+    schedule.sync(agents)
+    looked = itertools.cycle(agents)
+    now = NOW
+    while now < NOW + timedelta(minutes=15):
+        looks, reads = schedule.plan(
+            now, [next(looked), next(looked)], 1.6, sustained=1.6, probe=False
+        )
+        schedule.done(now, [*looks, *reads], (), len(looks) + len(reads))
+        now += seconds(5)
+    assert abs(schedule.effective_interval - seconds(833)) < seconds(20)
+
+
 def test_what_the_window_spares_goes_at_once_at_first() -> None:
     """A budget known at setup: what its window spares is read at once, then its pace.
 

@@ -38,6 +38,9 @@ MAX_LOOK_SHARE: Final = 0.5
 # What happened lately is counted over this long: the requests beyond the
 # reads (the hourly agent list always once), and how late the reads came.
 RECENT_WINDOW: Final = timedelta(minutes=65)
+# Looks are counted over the time since the first step while it is shorter,
+# but over at least this long: the first look or two say little of the rate.
+MIN_LOOK_SPAN: Final = timedelta(minutes=10)
 
 
 class ReadSchedule:
@@ -53,15 +56,16 @@ class ReadSchedule:
         self._read_credit = 0.0
         self._request_credit = 0.0
         self._credited_at: datetime | None = None
+        self._first_step: datetime | None = None
         # The waits the API asked for, from when to when (the last one
         # always): while it asked to wait no request credit accrues, and
         # what it allows again comes back at its pace, not in a burst.
         self._holds: deque[tuple[datetime, datetime]] = deque()
         # Whether requests went at a known pace yet.
         self._paced = False
-        # When each request that was not a read went: looks, agent list pages.
-        self._beyond_reads: deque[datetime] = deque()
-        # The requests of each agent list, when it was read.
+        # When each look went.
+        self._looks_sent: deque[datetime] = deque()
+        # The requests of each agent list (its pages), when it was read.
         self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
         # How late past the effective interval the oldest agent's read came,
@@ -183,7 +187,7 @@ class ReadSchedule:
                 if agent_id not in taken:
                     reads.append(agent_id)
         self._read_credit -= len(reads)
-        self._beyond_reads.extend(now for _ in looks)
+        self._looks_sent.extend(now for _ in looks)
         if pace is not None and reads and (read_at := self._order[reads[0]]):
             # A wait the API asked for holds every read back as long; the
             # reads are not late for it once it is over.
@@ -245,18 +249,28 @@ class ReadSchedule:
         The reads get what the budget leaves, so that each agent is read
         within the effective interval that its reading's bound assumes.
         """
-        self._beyond_reads.extend(now for _ in range(requests))
         if requests:
             self._unplanned.append((now, requests))
 
     def beyond_reads_rate(self, now: datetime) -> float:
-        """Return the requests per second that were not reads, lately."""
+        """Return the requests per second that were not reads, lately.
+
+        The agent list is read hourly: its pages count over the whole window,
+        from the first step on. The looks count over the time since the
+        first step until the window has passed: a restart would otherwise
+        show too short an effective interval for an hour.
+        """
         since = now - RECENT_WINDOW
-        while self._beyond_reads and self._beyond_reads[0] < since:
-            self._beyond_reads.popleft()
+        while self._looks_sent and self._looks_sent[0] < since:
+            self._looks_sent.popleft()
         while self._unplanned and self._unplanned[0][0] < since:
             self._unplanned.popleft()
-        return len(self._beyond_reads) / RECENT_WINDOW.total_seconds()
+        since_first = now - (self._first_step or now)
+        looks_span = min(max(since_first, MIN_LOOK_SPAN), RECENT_WINDOW)
+        pages = sum(requests for _, requests in self._unplanned)
+        return len(self._looks_sent) / looks_span.total_seconds() + (
+            pages / RECENT_WINDOW.total_seconds()
+        )
 
     def read_lag(self, pace: float | None) -> timedelta:
         """How late after its interval an agent's read may come.
@@ -334,6 +348,7 @@ class ReadSchedule:
         if self._credited_at is None:
             # The first step reads every agent (as far as the budget goes).
             self._read_credit = self.agents
+            self._first_step = now
         self._credited_at = now
         read_pace = self._read_pace(pace)
         self._read_credit = min(
