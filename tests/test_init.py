@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import repairs_flow_manager
@@ -18,6 +19,7 @@ from homeassistant.const import (
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import (
     device_registry as dr,
+    entity_platform,
     entity_registry as er,
     issue_registry as ir,
 )
@@ -486,6 +488,35 @@ async def test_credentials_that_cannot_list_agents(
         ),
     )
     assert all_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_the_registered_sensors_come_first_within_the_entity_limit(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Home Assistant adds at most so many enabled entities per entry: the signal first.
+
+    An account with a thousand agents has more enabled entities than the
+    10,000 an entry may have; the sensors set up beside the Registered
+    sensors took the limit first in about half the runs, and half the
+    agents had no Registered sensor at all. Here the limit is 20 and there
+    are 5 agents: each agent's two binary sensors and its event (15) come
+    first, whatever is left goes to the sensors.
+    """
+    agent_ids = [agent.id for agent in fake.add_agents(5)]
+    with patch.object(entity_platform, "MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY", 20):
+        entry = await setup_entry(hass, make_entry(fake_url, agent_ids))
+    entities = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    for agent_id in agent_ids:
+        assert {f"{agent_id}_registered", f"{agent_id}_registration"} <= {
+            entity.unique_id for entity in entities
+        }
+    assert (
+        sum(entity.domain == "sensor" and not entity.disabled for entity in entities)
+        == 5
+    )
 
 
 async def test_unload_and_remove(

@@ -29,6 +29,9 @@ from .const import (
 from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
 from .history import TelzinoHistory
 
+# Set up in this order, one after the other: Home Assistant adds at most
+# 10,000 enabled entities per config entry, fewer than the sensors of a
+# thousand agents, and the platforms that carry the loss signal come first.
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
 
@@ -69,7 +72,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> b
     await coordinator.async_config_entry_first_refresh()
     entry.async_on_unload(coordinator.history.async_start())
     entry.runtime_data = coordinator
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    for platform in PLATFORMS:
+        await hass.config_entries.async_forward_entry_setups(entry, [platform])
     return True
 
 
