@@ -95,7 +95,8 @@ async def run_day(
     fake = FakeTelzino(clock=time.time)
     fake.close_connections = True
     rng = random.Random(20261127)  # noqa: S311  # the same scenario for both runs
-    agents = fake.add_agents(AGENTS)
+    # Their IDs from a generator of their own: the scenario draws what it drew.
+    agents = fake.add_agents(AGENTS, rng=random.Random("agent IDs"))  # noqa: S311
     for agent in agents:
         agent.registration_timeout = REGISTRATION
     ids = [agent.id for agent in agents]

@@ -96,7 +96,8 @@ async def run_case(
     fake.close_connections = True
     fake.stats.request_times = deque()
     rng = random.Random(f"{agents} {limit_name}")  # noqa: S311  # reproducible
-    fakes = fake.add_agents(agents)
+    # Their IDs from a generator of their own: the scenario draws what it drew.
+    fakes = fake.add_agents(agents, rng=random.Random(f"{agents} agent IDs"))  # noqa: S311
     ids = [agent.id for agent in fakes]
     for agent in fakes:
         agent.registration_timeout = REGISTRATION

@@ -5,12 +5,13 @@ import asyncio
 import graphlib
 import json
 from pathlib import Path
+import random
 import sys
 
 import aiohttp
 import pytest
 
-from custom_components.telzino.api import API_STATE_NAMES
+from custom_components.telzino.api import API_STATE_NAMES, validate_agent_id
 import scripts.fake_telzino
 from scripts.fake_telzino import CLIENT_ID, STATES, FakeTelzino
 
@@ -161,3 +162,21 @@ def test_the_fake_modules_import_no_cycle() -> None:
         }
     order = list(graphlib.TopologicalSorter(imports).static_order())
     assert {"agent", "registrant", "server"} <= set(order)
+
+
+def test_seeded_agents_get_the_same_ids_in_every_run() -> None:
+    """Agents added with a seeded generator get the same valid IDs each time.
+
+    A benchmark run twice then reads the same agents in the same order.
+    """
+    runs = [
+        [
+            agent.id
+            for agent in FakeTelzino().add_agents(3, rng=random.Random("seed"))  # noqa: S311
+        ]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 3
+    assert all(validate_agent_id(agent_id) == agent_id for agent_id in runs[0])
+    assert [agent.id for agent in FakeTelzino().add_agents(3)] != runs[0]

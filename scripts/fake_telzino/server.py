@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 import math
+import random
 import secrets
 import time
 from typing import Any, Final
@@ -139,9 +140,24 @@ class FakeTelzino:
         self.set_state(agent.id, fields.pop("state", agent.state), **fields)
         return agent
 
-    def add_agents(self, count: int, prefix: str = "Agent") -> list[FakeAgent]:
-        """Add `count` registered agents with numbered names."""
-        return [self.add_agent(f"{prefix} {index:03d}") for index in range(count)]
+    def add_agents(
+        self, count: int, prefix: str = "Agent", *, rng: random.Random | None = None
+    ) -> list[FakeAgent]:
+        """Add `count` registered agents with numbered names.
+
+        With `rng`, their IDs come from it: a benchmark run again with the same
+        seed reads the same agents in the same order (random IDs change the
+        order of ties from run to run).
+        """
+        return [
+            self.add_agent(
+                f"{prefix} {index:03d}",
+                None
+                if rng is None
+                else str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            )
+            for index in range(count)
+        ]
 
     def set_state(self, agent_id: str, state: str, **fields: Any) -> None:
         """Set an agent's registration state, with consistent times and message."""
