@@ -7,17 +7,20 @@ clock (one-second steps, so that every planned step runs when it is due).
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import random
 import time
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 import pytest
 
+from custom_components.telzino import coordinator as coordinator_module
+from custom_components.telzino.api import client as client_module
 from custom_components.telzino.const import DOMAIN
 from scripts.fake_telzino import AGENTS, STATUS, FakeTelzino, RateLimit, serve
 from tests.common import make_entry, run_for, setup_entry
@@ -327,3 +330,44 @@ async def test_with_polling_disabled_nothing_is_read_after_setup(
         await run_for(hass, freezer, 300)
         assert fake.stats.requests[STATUS] == 0
         await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_agent_list_goes_whole_with_the_reads_at_the_limit(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A renamed agent's device is renamed while the reads use the whole budget.
+
+    The agent list's pages go together. Sent with the reads running at a
+    sliding window's limit, they met a 429 on a page, and so did every try
+    5 minutes later: the list, and the names, were never read again. The
+    reads now make room for the pages first.
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(60)
+    # 2 reads a second wanted, 1.67 allowed: the reads settle at the limit.
+    fake.rate_limit = RateLimit("sliding_window", 100, 60)
+    renamed = agents[7]
+    with (
+        # 12 pages, re-read every 10 minutes.
+        patch.object(client_module, "AGENTS_PAGE_LIMIT", 5),
+        patch.object(coordinator_module, "AGENT_LIST_REFRESH", timedelta(minutes=10)),
+    ):
+        async with serve(fake) as url:
+            entry = await setup_entry(
+                hass, make_entry(url, [a.id for a in agents], scan_interval=30)
+            )
+            await run_for(hass, freezer, 300)
+            assert entry.runtime_data.client.budget.pace() is not None
+            refused = fake.stats.responses[AGENTS, 429]
+            fake.agents[renamed.id].name = "Front desk"
+            await run_for(hass, freezer, 600)
+            device = device_registry.async_get_device_by_identifier(
+                (DOMAIN, renamed.id), entry.entry_id
+            )
+            assert device is not None
+            assert device.name == "Front desk"
+            assert fake.stats.responses[AGENTS, 429] == refused
+            await hass.config_entries.async_unload(entry.entry_id)

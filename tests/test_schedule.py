@@ -140,7 +140,7 @@ def test_the_agent_list_slows_the_reads_within_their_interval() -> None:
             listed, pages = now, 20
             schedule.spent(now, pages)
         _, reads = schedule.plan(now, [], 0.1, sustained=0.1, probe=False)
-        schedule.done(now, reads, (), len(reads) + pages)
+        schedule.done(now, reads, (), len(reads))
         for agent_id in reads:
             if (last := read_at.get(agent_id)) is not None and now > NOW + timedelta(
                 hours=1
@@ -320,3 +320,37 @@ def test_a_new_agent_is_read_at_the_next_step() -> None:
     assert schedule.next_step(NOW, None) == NOW + seconds(1)
     _, reads = schedule.plan(NOW + seconds(1), [], None, sustained=None, probe=False)
     assert reads == ["new"]
+
+
+def test_requests_sent_together_wait_until_the_pace_has_saved_them() -> None:
+    """The agent list's pages go once the pace has saved as many, and are paid again.
+
+    At the pace a step keeps about one step's credit (8 requests at 1.6 a
+    second): 10 pages at once would overrun a sliding window run at its
+    limit, both the window that ends with them and the one that begins with
+    them. So the reads wait 10 / 1.6 s before the pages and as long after.
+    """
+    schedule = ReadSchedule(MINUTE)
+    schedule.sync([f"agent{n}" for n in range(1000)])
+    now = NOW
+    for _ in range(20):
+        _, reads = schedule.plan(now, [], 1.6, sustained=1.6, probe=False)
+        schedule.done(now, reads, (), len(reads))
+        now = schedule.next_step(now, 1.6)
+    due = now
+    while not schedule.save_for(now, 10, 1.6):
+        _, reads = schedule.plan(now, [], 1.6, sustained=1.6, probe=False)
+        assert reads == []
+        schedule.done(now, reads, (), 0)
+        now = schedule.next_step(now, 1.6)
+    assert seconds(5) <= now - due <= seconds(10 / 1.6)
+    schedule.spent(now, 10)
+    _, reads = schedule.plan(now, [], 1.6, sustained=1.6, probe=False)
+    schedule.done(now, reads, (), len(reads))
+    assert reads == []
+    later = schedule.next_step(now, 1.6)
+    _, reads = schedule.plan(later, [], 1.6, sustained=1.6, probe=False)
+    assert reads
+    assert seconds(5) <= later - now <= seconds(10 / 1.6 + 1)
+    # A reading's bound covers both holds of the reads.
+    assert schedule.read_lag(1.6) >= seconds(5 + 2 * 10 / 1.6)

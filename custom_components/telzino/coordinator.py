@@ -150,6 +150,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self.account_agents: dict[str, Agent] = {}
         self._agents_listed_at: datetime | None = None
         self._agent_list_held_until: datetime | None = None
+        # What the last agent list cost (its pages): the next one goes once
+        # the budget's pace has saved as many.
+        self._agent_list_requests = 0
         self._agents_unavailable: set[str] = set()
         # When each agent was last seen registered: a REGISTERING after it is
         # a refresh, not a loss.
@@ -208,6 +211,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             self._raise_update_failed(err)
         finally:
             self.schedule.spent(now, budget.sent - sent_before)
+        sent_before = budget.sent
         watched_changed = self._synced_watched is not self.watched
         if watched_changed:
             self.schedule.sync(self.watched)
@@ -654,8 +658,24 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             and now < self._agent_list_held_until
         ):
             return
+        budget = self.client.budget
+        if (
+            self._agent_list_requests
+            and (pace := budget.pace()) is not None
+            and not self.schedule.save_for(
+                now, self._agent_list_requests, pace, budget.spare()
+            )
+        ):
+            return
+        sent_before = budget.sent
         try:
             agents = await self.client.get_agents()
+        except TelzinoRateLimitedError:
+            # The next try needs at least as many.
+            self._agent_list_requests = max(
+                self._agent_list_requests, budget.sent - sent_before
+            )
+            raise
         except TelzinoForbiddenError:
             if self.all_agents:
                 raise
@@ -668,6 +688,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             LOGGER.debug("Keeping the known agent names: %s", err)
             return
         self._agents_listed_at = now
+        self._agent_list_requests = budget.sent - sent_before
         self.account_agents = {agent.id: agent for agent in agents}
         if self.all_agents:
             self.watched = list(self.account_agents)

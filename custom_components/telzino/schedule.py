@@ -65,12 +65,16 @@ class ReadSchedule:
         self._paced = False
         # When each look went.
         self._looks_sent: deque[datetime] = deque()
-        # The requests of each agent list (its pages), when it was read.
+        # The requests of each agent list (its pages, and the credit saved
+        # for them), when it was read.
         self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
         # How late past the effective interval the oldest agent's read came,
         # lately: only what may still be the longest is kept, longest first.
         self._late: deque[tuple[datetime, timedelta]] = deque()
+        # Requests about to go together (the agent list's pages): the reads
+        # wait until the pace has saved as many.
+        self._saving = 0
 
     @property
     def _held_until(self) -> datetime | None:
@@ -178,6 +182,9 @@ class ReadSchedule:
             # passed (one a look read off the steps' beat, say) is read now
             # rather than at the next step.
             count = max(count, self._due_by(now))
+        elif self._saving:
+            # Requests that go together come next: the reads make room.
+            count = 0
         reads: list[str] = []
         if count > 0:
             taken = set(looks) | self._looking
@@ -196,6 +203,25 @@ class ReadSchedule:
                 now - read_at - self.effective_interval - self._held(read_at, now),
             )
         return looks, reads
+
+    def save_for(
+        self, now: datetime, requests: int, pace: float, spare: float = 0.0
+    ) -> bool:
+        """Whether `requests` sent together (the agent list's pages) may go now.
+
+        Sent at once with the reads at the pace, they would overrun a sliding
+        window at its limit: the window that ends with them unless the pace
+        saved for them before, the window that begins with them unless it
+        pays for them after (`spent`). Until the credit is saved, the reads
+        wait (looks still go); then the saved credit is theirs.
+        """
+        self._saving = requests
+        self._credit(now, pace, spare)
+        if self._request_credit < requests:
+            return False
+        self._saving = 0
+        self._spend(now, requests)
+        return True
 
     def done(
         self,
@@ -228,6 +254,9 @@ class ReadSchedule:
                 when = min(when, oldest + self.interval)
             return max(when, now + MIN_STEP)
         need_reads = max(1 - self._read_credit, 0.0) / read_pace
+        if self._saving:
+            # The reads wait for the credit that the saved requests need.
+            need_reads = max(self._saving - self._request_credit, 0.0) / pace
         return max(now + timedelta(seconds=need_reads), self.next_request(now, pace))
 
     def step(self, pace: float | None) -> timedelta:
@@ -246,11 +275,24 @@ class ReadSchedule:
     def spent(self, now: datetime, requests: int) -> None:
         """Count requests the schedule did not plan (the agent list's pages).
 
-        The reads get what the budget leaves, so that each agent is read
-        within the effective interval that its reading's bound assumes.
+        They take the requests' credit at once (the step's reads get what is
+        left), and the reads get what the budget leaves in the long run, so
+        that each agent is read within the effective interval that its
+        reading's bound assumes.
         """
         if requests:
-            self._unplanned.append((now, requests))
+            self._spend(now, requests)
+
+    def _spend(self, now: datetime, requests: int) -> None:
+        """Take credit for requests the schedule did not plan; keep them for the rates.
+
+        The credit saved for the agent list and the list's own pages count
+        as one hold of the reads (see `read_lag`).
+        """
+        self._request_credit -= requests
+        if self._unplanned and self._unplanned[-1][0] == now:
+            requests += self._unplanned.pop()[1]
+        self._unplanned.append((now, requests))
 
     def beyond_reads_rate(self, now: datetime) -> float:
         """Return the requests per second that were not reads, lately.
@@ -358,7 +400,7 @@ class ReadSchedule:
             # Nothing known: once a limit is, a burst may follow its first block.
             self._request_credit = float(BURST)
             return
-        cap = max(float(BURST), pace * STEP.total_seconds())
+        cap = max(float(BURST), pace * STEP.total_seconds(), self._saving)
         if not self._paced and self._held_until is None:
             # A budget known before anything waited for it (its headers, at
             # setup): what it spares goes at once, the rest at its pace.
