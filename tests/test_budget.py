@@ -53,6 +53,7 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     budget.record(429, {})
     assert budget.blocked_for() == pytest.approx(30)
     assert budget.source == "429s"
+    assert not budget.announced
     # 100 requests between the first one and the end of the block (60 s).
     assert budget.sustained() == pytest.approx(100 / 60 * 0.96)
     clock.advance(30)
@@ -142,6 +143,7 @@ def test_headers_give_the_budget(headers: dict[str, str]) -> None:
     budget = RequestBudget(clock)
     budget.record(200, headers)
     assert budget.source == "headers"
+    assert budget.announced
     assert budget.window == 3600
     assert budget.sustained() == pytest.approx(1000 / 3600 * 0.98)
     assert budget.pace() == pytest.approx(400 / 3600)

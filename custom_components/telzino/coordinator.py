@@ -661,6 +661,10 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         budget = self.client.budget
         if (
             self._agent_list_requests
+            # A budget the API announces says what remains of it: the pages
+            # go on what remains. One learned from 429s says nothing of its
+            # window, which may slide: the reads make room for them.
+            and not budget.announced
             and (pace := budget.pace()) is not None
             and not self.schedule.save_for(
                 now, self._agent_list_requests, pace, budget.spare()

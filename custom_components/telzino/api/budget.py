@@ -70,6 +70,11 @@ class RequestBudget:
         # The last estimate from a full sample.
         self._sampled_rate: float | None = None
 
+    @property
+    def announced(self) -> bool:
+        """Whether the API announces the budget in headers (else 429s showed it, if anything)."""
+        return self.source == "headers"
+
     def check(self) -> None:
         """Raise, sending nothing, while the API asked to wait."""
         if (wait := self.blocked_until - self._clock()) > 0:
