@@ -33,6 +33,7 @@ unavailable), over TELZINO_RATELIMIT_HOURS (default 1):
 """
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import itertools
@@ -205,6 +206,8 @@ async def run_case(
         if os.environ.get("TELZINO_RATELIMIT_DEBUG") and gap > worst:
             print("GAP", agent_id[-4:], round(gap), [round(t - START) for t in times])
         worst = max(worst, gap)
+    if os.environ.get("TELZINO_RATELIMIT_DEBUG"):
+        print_spans(fake.stats.request_times, looks_at)
     # The reads sent besides the looks, placed as evenly as the looks allow.
     looks_after = {
         agent_id: [at for at in looks_at.get(agent_id, []) if at >= START + warm_up]
@@ -255,6 +258,29 @@ async def run_case(
         losses=len(delays),
         effective=effective,
     )
+
+
+def print_spans(
+    request_times: Iterable[tuple[float, str, bool]], looks_at: dict[str, list[float]]
+) -> None:
+    """Print what went out, per 5 minutes, then when a 429 came.
+
+    Per span: the status requests admitted, the looks among them, and the
+    other requests admitted (token, agent list).
+    """
+    spans: dict[int, list[int]] = {}
+    refused = []
+    for at, path, allowed in request_times:
+        if not allowed:
+            refused.append(round(at - START))
+            continue
+        span = spans.setdefault(int((at - START) // 300), [0, 0, 0])
+        span[0 if path.endswith("/status") else 2] += 1
+    for at in itertools.chain.from_iterable(looks_at.values()):
+        spans.setdefault(int((at - START) // 300), [0, 0, 0])[1] += 1
+    for span, (status, looks, other) in sorted(spans.items()):
+        print(f"SPAN {span * 300}: status {status}, looks {looks}, other {other}")
+    print("429 AT", refused)
 
 
 def record_looks(watch: RefreshWatch | None) -> dict[str, list[float]]:
