@@ -354,3 +354,10 @@ def test_requests_sent_together_wait_until_the_pace_has_saved_them() -> None:
     assert seconds(5) <= later - now <= seconds(10 / 1.6 + 1)
     # A reading's bound covers both holds of the reads.
     assert schedule.read_lag(1.6) >= seconds(5 + 2 * 10 / 1.6)
+    # A saving that the next step does not ask for again lapses (the list
+    # went unsaved, say): the reads do not wait for it.
+    now = later + seconds(30)
+    assert not schedule.save_for(now, 1000, 1.6)
+    assert schedule.plan(now, [], 1.6, sustained=1.6, probe=False)[1] == []
+    now += seconds(5)
+    assert schedule.plan(now, [], 1.6, sustained=1.6, probe=False)[1]

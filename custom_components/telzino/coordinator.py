@@ -201,7 +201,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # agent list) is probed this often, one request at a time.
         self._next_step = now + min(self.scan_interval, OUTAGE_PROBE)
         try:
-            await self._async_refresh_agent_list()
+            await self._async_refresh_agent_list(now)
         except TelzinoRateLimitedError as err:
             # Not again at the next step: each try spends requests (a page
             # at a time) that the reads need.
@@ -647,9 +647,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         agent = self.account_agents.get(agent_id)
         return agent.name if agent else agent_id
 
-    async def _async_refresh_agent_list(self) -> None:
+    async def _async_refresh_agent_list(self, now: datetime) -> None:
         """Re-read the agent list (names, and with all_agents what to watch) hourly."""
-        now = dt_util.utcnow()
         if (
             self._agents_listed_at is not None
             and now - self._agents_listed_at < AGENT_LIST_REFRESH

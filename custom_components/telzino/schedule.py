@@ -72,9 +72,10 @@ class ReadSchedule:
         # How late past the effective interval the oldest agent's read came,
         # lately: only what may still be the longest is kept, longest first.
         self._late: deque[tuple[datetime, timedelta]] = deque()
-        # Requests about to go together (the agent list's pages): the reads
-        # wait until the pace has saved as many.
-        self._saving = 0
+        # Requests about to go together (the agent list's pages), at the
+        # step that asked: the reads wait until the pace has saved as many.
+        # Each step asks again, so that a saving nobody waits for lapses.
+        self._saving: tuple[datetime, int] | None = None
 
     @property
     def _held_until(self) -> datetime | None:
@@ -182,7 +183,7 @@ class ReadSchedule:
             # passed (one a look read off the steps' beat, say) is read now
             # rather than at the next step.
             count = max(count, self._due_by(now))
-        elif self._saving:
+        elif self._saving_at(now):
             # Requests that go together come next: the reads make room.
             count = 0
         reads: list[str] = []
@@ -215,13 +216,19 @@ class ReadSchedule:
         pays for them after (`spent`). Until the credit is saved, the reads
         wait (looks still go); then the saved credit is theirs.
         """
-        self._saving = requests
+        self._saving = (now, requests)
         self._credit(now, pace, spare)
         if self._request_credit < requests:
             return False
-        self._saving = 0
+        self._saving = None
         self._spend(now, requests)
         return True
+
+    def _saving_at(self, now: datetime) -> int:
+        """Return the requests this step saves for (0: none)."""
+        if self._saving is None or self._saving[0] != now:
+            return 0
+        return self._saving[1]
 
     def done(
         self,
@@ -254,9 +261,9 @@ class ReadSchedule:
                 when = min(when, oldest + self.interval)
             return max(when, now + MIN_STEP)
         need_reads = max(1 - self._read_credit, 0.0) / read_pace
-        if self._saving:
+        if saving := self._saving_at(now):
             # The reads wait for the credit that the saved requests need.
-            need_reads = max(self._saving - self._request_credit, 0.0) / pace
+            need_reads = max(saving - self._request_credit, 0.0) / pace
         return max(now + timedelta(seconds=need_reads), self.next_request(now, pace))
 
     def step(self, pace: float | None) -> timedelta:
@@ -400,7 +407,7 @@ class ReadSchedule:
             # Nothing known: once a limit is, a burst may follow its first block.
             self._request_credit = float(BURST)
             return
-        cap = max(float(BURST), pace * STEP.total_seconds(), self._saving)
+        cap = max(float(BURST), pace * STEP.total_seconds(), self._saving_at(now))
         if not self._paced and self._held_until is None:
             # A budget known before anything waited for it (its headers, at
             # setup): what it spares goes at once, the rest at its pace.
