@@ -665,9 +665,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # window, which may slide: the reads make room for them.
             and not budget.announced
             and (pace := budget.pace()) is not None
-            and not self.schedule.save_for(
-                now, self._agent_list_requests, pace, budget.spare()
-            )
+            and not self.schedule.save_for(now, self._agent_list_requests, pace)
         ):
             return
         sent_before = budget.sent

@@ -205,9 +205,7 @@ class ReadSchedule:
             )
         return looks, reads
 
-    def save_for(
-        self, now: datetime, requests: int, pace: float, spare: float = 0.0
-    ) -> bool:
+    def save_for(self, now: datetime, requests: int, pace: float) -> bool:
         """Whether `requests` sent together (the agent list's pages) may go now.
 
         Sent at once with the reads at the pace, they would overrun a sliding
@@ -217,7 +215,8 @@ class ReadSchedule:
         wait (looks still go); then the saved credit is theirs.
         """
         self._saving = (now, requests)
-        self._credit(now, pace, spare)
+        # A budget learned from 429s: no window's spare to spend at once.
+        self._credit(now, pace, 0.0)
         if self._request_credit < requests:
             return False
         self._saving = None
