@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 import itertools
 import random
 
+import pytest
+
 from custom_components.telzino.coordinator import READ_SLACK
 from custom_components.telzino.schedule import ReadSchedule
 
@@ -361,3 +363,47 @@ def test_requests_sent_together_wait_until_the_pace_has_saved_them() -> None:
     assert schedule.plan(now, [], 1.6, sustained=1.6, probe=False)[1] == []
     now += seconds(5)
     assert schedule.plan(now, [], 1.6, sustained=1.6, probe=False)[1]
+
+
+def test_the_effective_interval_holds_steady_when_agents_refresh_together() -> None:
+    """Agents that registered together, looked at together: the interval changes smoothly.
+
+    A look reads an agent instead of its read when it comes within the
+    agent's interval, and the fewer agents the reads have left, the shorter
+    that interval. Taken from the last step's interval, the agents read by
+    looks swung between all and none from one step to the next as their
+    common refresh neared: the interval (shown to the user, and every
+    reading's bound) between about 10 minutes and the configured one.
+    """
+    rng = random.Random(3)  # noqa: S311  # a fixed scenario
+    pace = 0.27
+    schedule = ReadSchedule(MINUTE)
+    agents = [f"agent{n}" for n in range(150)]
+    schedule.sync(agents)
+    look_at = {
+        agent_id: NOW + seconds(3000 + rng.uniform(0, 200)) for agent_id in agents
+    }
+    intervals: list[float] = []
+    now = NOW
+    while now < NOW + seconds(3000):
+        horizon = now + schedule.look_horizon
+        _, reads = schedule.plan(
+            now,
+            [],
+            pace,
+            sustained=pace,
+            probe=False,
+            looking={a: at for a, at in look_at.items() if at < horizon},
+        )
+        schedule.done(now, reads, (), len(reads))
+        if now >= NOW + seconds(1800):
+            intervals.append(schedule.effective_interval.total_seconds())
+        now = max(schedule.next_step(now, pace), now + seconds(1))
+    # From about 550 s (150 agents at 0.27 a second) down to the few that
+    # the looks do not read, a step at a time.
+    assert max(intervals) == pytest.approx(150 / pace, rel=0.05)
+    assert min(intervals) > MINUTE.total_seconds()
+    assert all(
+        abs(later - earlier) < 0.05 * earlier
+        for earlier, later in itertools.pairwise(intervals)
+    )

@@ -227,7 +227,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             not self.schedule.started and pace is None
         )
         looking = (
-            self.watch.looks_before(now + self.schedule.effective_interval)
+            self.watch.looks_before(now + self.schedule.look_horizon)
             if self.watch is not None and looks_allowed and pace is not None
             else None
         )

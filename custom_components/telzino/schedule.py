@@ -69,6 +69,7 @@ class ReadSchedule:
         # for them), when it was read.
         self._unplanned: deque[tuple[datetime, int]] = deque()
         self._looking: frozenset[str] = frozenset()
+        self._look_horizon = interval
         # How late past the effective interval the oldest agent's read came,
         # lately: only what may still be the longest is kept, longest first.
         self._late: deque[tuple[datetime, timedelta]] = deque()
@@ -149,16 +150,13 @@ class ReadSchedule:
         `spare`: requests the budget allows at once beyond its pace (used
         when a budget is first known, before anything waited for it).
         """
+        left = 0.0 if pace is None else self._left_for_reads(sustained or pace)
         self._looking = (
-            frozenset(
-                agent_id
-                for agent_id, look in looking.items()
-                # The look comes before the agent's read would be due.
-                if (read_at := self._order.get(agent_id)) is not None
-                and look <= read_at + self.effective_interval
-            )
-            if looking and pace is not None
-            else frozenset()
+            self._read_by_looks(looking, left) if looking and left > 0 else frozenset()
+        )
+        self._look_horizon = max(
+            self.interval,
+            timedelta(seconds=self.agents / left) if left > 0 else self.interval,
         )
         self._credit(now, pace, spare)
         read_pace = self._read_pace(sustained)
@@ -204,6 +202,38 @@ class ReadSchedule:
                 now - read_at - self.effective_interval - self._held(read_at, now),
             )
         return looks, reads
+
+    @property
+    def look_horizon(self) -> timedelta:
+        """How far ahead a look may read an agent for the reads: their longest interval."""
+        return self._look_horizon
+
+    def _read_by_looks(
+        self, looking: Mapping[str, datetime], left: float
+    ) -> frozenset[str]:
+        """Return the agents that a look reads before their read would be due.
+
+        They and the interval depend on each other: the more agents a look
+        reads, the shorter the others' interval, and the fewer looks come
+        within it. Taken in the order their looks come after their reads, as
+        long as the others' interval still reaches the look: one consistent
+        set, where the last step's interval made the set swing between all
+        agents and none when many refresh together.
+        """
+        interval = self.interval.total_seconds()
+
+        def interval_with(read_by_looks: int) -> float:
+            return max(interval, (self.agents - read_by_looks) / left)
+
+        waits = sorted(
+            ((look - read_at).total_seconds(), agent_id)
+            for agent_id, look in looking.items()
+            if (read_at := self._order.get(agent_id)) is not None
+        )
+        taken = 0
+        while taken < len(waits) and waits[taken][0] <= interval_with(taken + 1):
+            taken += 1
+        return frozenset(agent_id for _, agent_id in waits[:taken])
 
     def save_for(self, now: datetime, requests: int, pace: float) -> bool:
         """Whether `requests` sent together (the agent list's pages) may go now.
@@ -380,11 +410,16 @@ class ReadSchedule:
         wanted = self._needing / self.interval.total_seconds()
         if pace is None or self._credited_at is None:
             return wanted
-        left = max(
+        return min(wanted, self._left_for_reads(pace))
+
+    def _left_for_reads(self, pace: float) -> float:
+        """Return the requests per second the budget leaves the reads."""
+        if self._credited_at is None:
+            return pace
+        return max(
             pace - self.beyond_reads_rate(self._credited_at),
             pace * (1 - MAX_LOOK_SHARE),
         )
-        return min(wanted, left)
 
     def _credit(self, now: datetime, pace: float | None, spare: float) -> None:
         """Add the reads and requests the time since the last step allows."""
