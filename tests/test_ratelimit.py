@@ -14,8 +14,14 @@ from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 import pytest
 
@@ -371,3 +377,67 @@ async def test_the_agent_list_goes_whole_with_the_reads_at_the_limit(
             assert device.name == "Front desk"
             assert fake.stats.responses[AGENTS, 429] == refused
             await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_agents_that_refresh_together_are_all_looked_at_in_time(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, socket_enabled: None
+) -> None:
+    """A loss at a common refresh shows within seconds, and no agent goes unavailable.
+
+    Agents that registered together (after an outage, say) refresh together.
+    Their looks went out at the pace of a tight budget, a few a minute: losses
+    showed minutes late, and agents whose refresh was due and not yet seen
+    went unavailable meanwhile. A window announced in headers lets the looks
+    go at once, on what it has left; the reads get less after.
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(60)
+    rng = random.Random(5)  # noqa: S311  # a fixed scenario
+    for agent in agents:
+        # Registered within 100 s of each other from 100 s on (a tick and
+        # Telzino's sync), refreshed 200 or 300 s after.
+        agent.registration_timeout = 400
+        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    # 10 requests an agent-hour: the 60 looks at its pace would take 6 minutes.
+    fake.rate_limit = RateLimit("fixed_window", 600, 3600, headers="x-ratelimit")
+    losing = agents[:6]
+    entity_of = {
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
+        for a in agents
+    }
+    off_at: dict[str, float] = {}
+    unavailable: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is None or (agent_id := entity_of.get(new.entity_id)) is None:
+            return
+        if new.state == STATE_OFF:
+            off_at.setdefault(agent_id, time.time())
+        elif new.state == STATE_UNAVAILABLE:
+            unavailable.append(agent_id)
+
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+        await run_for(hass, freezer, 250)
+        for agent in losing:
+            # Its registrar rejects it from its next refresh on.
+            fake.registrants[agent.id].set_behaviour(
+                fake.agents[agent.id], "rejects", time.time()
+            )
+        await run_for(hass, freezer, 300)
+        unsubscribe()
+        await hass.config_entries.async_unload(entry.entry_id)
+    for agent_id, model in fake.registrants.items():
+        model.sync(fake.agents[agent_id], time.time())
+        assert model.registers_sent > 1  # refreshed within the test
+    for agent in losing:
+        model = fake.registrants[agent.id]
+        lost_at = next(
+            at for at, state, _ in model.history if state == "WRONG_CREDENTIALS_STATE"
+        )
+        assert off_at.get(agent.id, float("inf")) - lost_at < 10
+    assert unavailable == []
+    assert fake.stats.rate_limited == 0

@@ -407,3 +407,28 @@ def test_the_effective_interval_holds_steady_when_agents_refresh_together() -> N
         abs(later - earlier) < 0.05 * earlier
         for earlier, later in itertools.pairwise(intervals)
     )
+
+
+def test_looks_due_together_go_at_once_on_what_the_window_has_left() -> None:
+    """Looks beyond the pace's credit go on an announced window's room; the reads keep theirs.
+
+    Without room (a budget learned from 429s), they wait for the pace, a few
+    at a step, the reads behind them.
+    """
+    agents = [f"agent{n}" for n in range(100)]
+    due = agents[:40]
+    # The room less the 5 requests of credit the reads hold takes the looks.
+    for room, looks_sent, reads_sent in ((200.0, 40, 5), (39.0, 34, 5), (0.0, 5, 0)):
+        schedule = ReadSchedule(MINUTE)
+        schedule.sync(agents)
+        # Every agent read at setup; then five seconds of a second's pace.
+        schedule.plan(NOW, [], 1.0, sustained=1.0, probe=False, spare=100)
+        schedule.done(NOW, agents, (), 100)
+        later = NOW + seconds(105)
+        looks, reads = schedule.plan(
+            later, due, 1.0, sustained=1.0, probe=False, room=room
+        )
+        assert (len(looks), len(reads)) == (looks_sent, reads_sent)
+        schedule.done(later, [*looks, *reads], (), len(looks) + len(reads))
+        # Either way the pace's credit is spent, not more.
+        assert schedule.next_request(later, 1.0) == later + seconds(1)

@@ -240,6 +240,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 probe=probe,
                 looking=looking,
                 spare=budget.spare(),
+                room=budget.room(),
             )
             # While the API asked to wait, a step only retires stale readings.
             if budget.blocked_for() <= 0
@@ -462,7 +463,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if looks_allowed and self.watch is not None:
             look = self.watch.next_look()
             if look is not None:
-                when = min(when, max(look, self.schedule.next_request(now, pace)))
+                # A look waits for the pace, unless the window has room now.
+                when = min(
+                    when,
+                    look
+                    if budget.room() >= 1
+                    else max(look, self.schedule.next_request(now, pace)),
+                )
         if (blocked := budget.blocked_for()) > 0:
             # Nothing can be sent before; right after, what is due is.
             when = now + timedelta(seconds=blocked)

@@ -139,6 +139,7 @@ class ReadSchedule:
         probe: bool,
         looking: Mapping[str, datetime] | None = None,
         spare: float = 0.0,
+        room: float = 0.0,
     ) -> tuple[list[str], list[str]]:
         """Return the looks and the reads to send now.
 
@@ -149,6 +150,8 @@ class ReadSchedule:
         that look, and one request is kept in hand for a look that falls due.
         `spare`: requests the budget allows at once beyond its pace (used
         when a budget is first known, before anything waited for it).
+        `room`: requests the API lets go at once now (what an announced
+        window has left): the looks due take it rather than the pace's.
         """
         left = 0.0 if pace is None else self._left_for_reads(sustained or pace)
         self._looking = (
@@ -170,9 +173,20 @@ class ReadSchedule:
             if pace is None
             else max(math.floor(self._request_credit), 0)
         )
-        looks = [a for a in due_looks if a in self._order][: 0 if probe else allowed]
+        # What the window has room for beyond the credit the reads hold.
+        on_room = math.floor(room - max(self._request_credit, 0.0))
+        looks = [a for a in due_looks if a in self._order][
+            : 0 if probe else max(allowed, on_room)
+        ]
+        for_reads = allowed - len(looks)
+        if looks and len(looks) <= on_room:
+            # An announced window has room for them now: they go on it, all
+            # at once when agents refreshed together, and its pace (what it
+            # has left, spread to its reset) leaves the reads less after.
+            self._request_credit += len(looks)
+            for_reads = allowed
         reserve = LOOK_RESERVE if self._looking else 0
-        count = min(math.floor(self._read_credit), allowed - len(looks) - reserve)
+        count = min(math.floor(self._read_credit), for_reads - reserve)
         if probe:
             # The API failed last time: one request tells whether it is back.
             count = min(max(count, 1), 1, allowed)

@@ -137,10 +137,12 @@ class RequestBudget:
         if self.source == "headers":
             rate = self.limit_rate * HEADER_MARGIN
             if self.remaining is not None and self.reset_at is not None:
-                # Spend what remains evenly until the reset, no faster.
+                # Spend what remains evenly until the reset, no faster, less
+                # the margin (what the looks may take at once keeps it too).
                 left = self.reset_at - now
                 if left > 1:
-                    rate = min(rate, max(self.remaining, 0) / left)
+                    kept = self._kept(self.limit_rate)
+                    rate = min(rate, max(self.remaining - kept, 0) / left)
             return rate
         probes = (now - self._estimated_at) // PROBE_PERIOD
         return self.limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
@@ -160,6 +162,28 @@ class RequestBudget:
             return 0.0
         left = max(self.reset_at - self._clock(), 0.0)
         return max(self.remaining - left * self.limit_rate * HEADER_MARGIN, 0.0)
+
+    def room(self) -> float:
+        """Return the requests the API lets go at once now, beyond the pace.
+
+        What the window announced as remaining, less the margin kept under
+        its limit: sent at once, it slows the pace for the rest of the window
+        (which spends what remains evenly). Only rate-limit headers tell; a
+        window past its reset is not known to have refilled.
+        """
+        if (
+            self.source != "headers"
+            or self.limit_rate is None
+            or self.remaining is None
+            or self.reset_at is None
+            or self.reset_at <= self._clock()
+        ):
+            return 0.0
+        return max(self.remaining - self._kept(self.limit_rate), 0.0)
+
+    def _kept(self, limit_rate: float) -> float:
+        """Return the requests of an announced window kept under its limit."""
+        return limit_rate * (self.window or 1.0) * (1 - HEADER_MARGIN)
 
     def sustained(self) -> float | None:
         """Return the long-run rate planned with (no per-window correction), per second."""
