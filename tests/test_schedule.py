@@ -430,5 +430,7 @@ def test_looks_due_together_go_at_once_on_what_the_window_has_left() -> None:
         )
         assert (len(looks), len(reads)) == (looks_sent, reads_sent)
         schedule.done(later, [*looks, *reads], (), len(looks) + len(reads))
-        # Either way the pace's credit is spent, not more.
-        assert schedule.next_request(later, 1.0) == later + seconds(1)
+        # Either way the pace's credit is spent, not more: the next request
+        # waits for the pace, a look on a window's room does not.
+        assert schedule.next_request(later, 0.1) == later + seconds(10)
+        assert schedule.next_request(later, 0.1, room=2) == later + seconds(1)

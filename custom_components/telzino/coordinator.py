@@ -463,13 +463,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if looks_allowed and self.watch is not None:
             look = self.watch.next_look()
             if look is not None:
-                # A look waits for the pace, unless the window has room now.
-                when = min(
-                    when,
-                    look
-                    if budget.room() >= 1
-                    else max(look, self.schedule.next_request(now, pace)),
-                )
+                request = self.schedule.next_request(now, pace, budget.room())
+                when = min(when, max(look, request))
         if (blocked := budget.blocked_for()) > 0:
             # Nothing can be sent before; right after, what is due is.
             when = now + timedelta(seconds=blocked)

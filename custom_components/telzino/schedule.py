@@ -173,8 +173,7 @@ class ReadSchedule:
             if pace is None
             else max(math.floor(self._request_credit), 0)
         )
-        # What the window has room for beyond the credit the reads hold.
-        on_room = math.floor(room - max(self._request_credit, 0.0))
+        on_room = self._room_beyond_credit(room)
         looks = [a for a in due_looks if a in self._order][
             : 0 if probe else max(allowed, on_room)
         ]
@@ -216,6 +215,10 @@ class ReadSchedule:
                 now - read_at - self.effective_interval - self._held(read_at, now),
             )
         return looks, reads
+
+    def _room_beyond_credit(self, room: float) -> int:
+        """Return the requests a window's room holds beyond the credit the reads hold."""
+        return math.floor(room - max(self._request_credit, 0.0))
 
     @property
     def look_horizon(self) -> timedelta:
@@ -313,9 +316,15 @@ class ReadSchedule:
         """How far apart steps of reads are: wider while no limit is known."""
         return STEP if pace is not None else max(STEP, self.interval / UNLIMITED_STEPS)
 
-    def next_request(self, now: datetime, pace: float | None) -> datetime:
-        """When the budget next allows a request (a look waits for it too)."""
-        if not pace:
+    def next_request(
+        self, now: datetime, pace: float | None, room: float = 0.0
+    ) -> datetime:
+        """When the budget next allows a request (a look waits for it too).
+
+        `room`: what an announced window lets go at once; a look goes on it
+        without waiting for the pace (see `plan`).
+        """
+        if not pace or self._room_beyond_credit(room) >= 1:
             # Unknown, or none left in this window: the budget holds requests
             # back until its reset, and the caller steps at that moment.
             return now + MIN_STEP
