@@ -157,9 +157,8 @@ class ReadSchedule:
         self._looking = (
             self._read_by_looks(looking, left) if looking and left > 0 else frozenset()
         )
-        self._look_horizon = max(
-            self.interval,
-            timedelta(seconds=self.agents / left) if left > 0 else self.interval,
+        self._look_horizon = (
+            self._reads_interval(0, left) if left > 0 else self.interval
         )
         self._credit(now, pace, spare)
         read_pace = self._read_pace(sustained)
@@ -237,20 +236,23 @@ class ReadSchedule:
         set, where the last step's interval made the set swing between all
         agents and none when many refresh together.
         """
-        interval = self.interval.total_seconds()
-
-        def interval_with(read_by_looks: int) -> float:
-            return max(interval, (self.agents - read_by_looks) / left)
-
         waits = sorted(
-            ((look - read_at).total_seconds(), agent_id)
+            (look - read_at, agent_id)
             for agent_id, look in looking.items()
             if (read_at := self._order.get(agent_id)) is not None
         )
         taken = 0
-        while taken < len(waits) and waits[taken][0] <= interval_with(taken + 1):
+        while taken < len(waits) and waits[taken][0] <= self._reads_interval(
+            taken + 1, left
+        ):
             taken += 1
         return frozenset(agent_id for _, agent_id in waits[:taken])
+
+    def _reads_interval(self, read_by_looks: int, left: float) -> timedelta:
+        """Return the interval of the reads when looks read this many agents."""
+        return max(
+            self.interval, timedelta(seconds=(self.agents - read_by_looks) / left)
+        )
 
     def save_for(self, now: datetime, requests: int, pace: float) -> bool:
         """Whether `requests` sent together (the agent list's pages) may go now.
