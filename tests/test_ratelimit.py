@@ -441,3 +441,53 @@ async def test_agents_that_refresh_together_are_all_looked_at_in_time(
         assert off_at.get(agent.id, float("inf")) - lost_at < 10
     assert unavailable == []
     assert fake.stats.rate_limited == 0
+
+
+async def test_a_reading_left_to_its_look_outlasts_a_shrinking_interval(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, socket_enabled: None
+) -> None:
+    """An agent whose look reads it keeps its reading while the interval shrinks.
+
+    Agents that registered together near their common refresh are left to
+    their looks one after the other, and the interval of the reads left
+    shrinks. A reading was bounded by the interval of the moment: two agents
+    read under a long interval, and left to looks that came within it, went
+    unavailable for 10 and 18 s before their looks read them.
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(30)
+    rng = random.Random(5)  # noqa: S311  # a fixed scenario
+    for agent in agents:
+        agent.registration_timeout = 3600
+        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    # 6 requests an agent-hour: the looks are allowed, the reads are slow.
+    fake.rate_limit = RateLimit("fixed_window", 180, 3600, headers="x-ratelimit")
+    entity_of = {
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
+        for a in agents
+    }
+    unavailable: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is not None and new.state == STATE_UNAVAILABLE:
+            unavailable.append(entity_of.get(new.entity_id, new.entity_id))
+
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        schedule = entry.runtime_data.schedule
+        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+        intervals = []
+        for _ in range(60):
+            await run_for(hass, freezer, 60)
+            intervals.append(schedule.effective_interval)
+        unsubscribe()
+        await hass.config_entries.async_unload(entry.entry_id)
+    for agent_id, model in fake.registrants.items():
+        model.sync(fake.agents[agent_id], time.time())
+        assert model.registers_sent == 1  # the common refresh came
+    # The reads' interval did shrink as the looks took the agents.
+    assert min(intervals[40:]) < max(intervals) / 2
+    assert unavailable == []
+    assert fake.stats.rate_limited == 0

@@ -171,8 +171,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             f"{entry.title} step",
             cancel_on_shutdown=True,
         )
-        # Each agent's last reading: when, and until when it provably stays.
-        self._read_at: dict[str, datetime] = {}
+        # Each agent's last reading: when, in which effective interval, and
+        # until when it provably stays.
+        self._read_at: dict[str, tuple[datetime, timedelta]] = {}
         self._predicted: dict[str, datetime | None] = {}
         self._next_expiry: datetime | None = None
         self._expiry_interval: timedelta | None = None
@@ -374,7 +375,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             if isinstance(result, RegistrationStatus):
                 if self.watch is not None:
                     self.watch.observe(agent_id, result, now)
-                self._read_at[agent_id] = now
+                self._read_at[agent_id] = now, self.schedule.effective_interval
                 self._predicted[agent_id] = self._predicted_change(
                     agent_id, result, agent.can_receive_calls
                 )
@@ -420,9 +421,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         Within its own interval, and the lag of a read (the reading is as
         fresh as polling makes it); beyond it (not read this round) only while
         it is provably current, and never for more than STALE_INTERVALS
-        effective intervals.
+        effective intervals. Its own interval is the one it was read in when
+        that was longer: an interval that shrinks after (when looks read most
+        agents at a common refresh) does not take back what a reading was
+        promised, and an agent left to its look went unavailable before it.
         """
-        read_at = self._read_at[agent_id]
+        read_at, read_in = self._read_at[agent_id]
+        interval = max(interval, read_in)
         own = read_at + interval + lag + READ_SLACK
         predicted = self._predicted[agent_id]
         if predicted is None:
@@ -436,7 +441,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         interval = self._expiry_interval = self.schedule.effective_interval
         lag = self.schedule.read_lag(self.client.budget.pace())
         next_expiry: datetime | None = None
-        for agent_id, read_at in self._read_at.items():
+        for agent_id, (read_at, _) in self._read_at.items():
             agent = data.get(agent_id)
             if agent is None or agent.status is None:
                 continue
