@@ -33,7 +33,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from scripts.fake_telzino import LATE_TICK_SHARE, STATUS, FakeTelzino, Registrant, serve
-from tests.common import make_entry, setup_entry
+from tests.common import make_entry, registered_entity_ids, setup_entry
 
 AGENTS = 20
 HOURS = float(os.environ.get("TELZINO_DETECTION_HOURS", "24"))
@@ -109,10 +109,7 @@ async def run_day(
         )
     actions = scenario(rng, ids)
     run = Run("refresh watch" if watch else "interval polling")
-    names = {
-        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
-        for a in agents
-    }
+    names = registered_entity_ids(agents)
     events = {
         f"event.{a.name.lower().replace(' ', '_')}_registration": a.id for a in agents
     }

@@ -51,7 +51,7 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from custom_components.telzino.watch import RefreshWatch
 from scripts.fake_telzino import LATE_TICK_SHARE, FakeTelzino, RateLimit, serve
 from tests.bench_detection import START, percentile, truth
-from tests.common import make_entry, setup_entry
+from tests.common import make_entry, registered_entity_ids, setup_entry
 
 HOURS = float(os.environ.get("TELZINO_RATELIMIT_HOURS", "1"))
 TOGETHER = bool(os.environ.get("TELZINO_RATELIMIT_TOGETHER"))
@@ -127,10 +127,7 @@ async def run_case(
         if limit is None
         else RateLimit(limit.kind, limit.limit, limit.window, headers=limit.headers)
     )
-    entity_of = {
-        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
-        for a in fakes
-    }
+    entity_of = registered_entity_ids(fakes)
     off_at: dict[str, list[float]] = {}
     unavailable_since: dict[str, float] = {}
     unavailable_time = 0.0

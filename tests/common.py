@@ -1,5 +1,6 @@
 """Helpers the tests share: entries as the config flow makes them, polling, logs."""
 
+from collections.abc import Iterable
 from datetime import timedelta
 import logging
 import time
@@ -29,7 +30,7 @@ from custom_components.telzino.const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
-from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, ORGANIZATION_ID
+from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, ORGANIZATION_ID, FakeAgent
 
 
 class FakeClock:
@@ -171,3 +172,11 @@ async def reauthenticate(hass: HomeAssistant, answer: dict[str, str]) -> None:
     result = await hass.config_entries.flow.async_configure(flow["flow_id"], answer)
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
+
+
+def registered_entity_ids(agents: Iterable[FakeAgent]) -> dict[str, str]:
+    """Return each agent's Registered sensor entity ID, mapped to its agent ID."""
+    return {
+        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
+        for a in agents
+    }

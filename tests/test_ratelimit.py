@@ -28,8 +28,15 @@ import pytest
 from custom_components.telzino import coordinator as coordinator_module
 from custom_components.telzino.api import client as client_module
 from custom_components.telzino.const import DOMAIN
-from scripts.fake_telzino import AGENTS, STATUS, FakeTelzino, RateLimit, serve
-from tests.common import make_entry, run_for, setup_entry
+from scripts.fake_telzino import (
+    AGENTS,
+    STATUS,
+    FakeAgent,
+    FakeTelzino,
+    RateLimit,
+    serve,
+)
+from tests.common import make_entry, registered_entity_ids, run_for, setup_entry
 
 START = 1_795_800_030.0
 
@@ -66,6 +73,18 @@ def frozen_fake(freezer: FrozenDateTimeFactory) -> FakeTelzino:
     fake = FakeTelzino(clock=time.time)
     fake.close_connections = True
     return fake
+
+
+def registered_together(
+    fake: FakeTelzino, count: int, *, registration_timeout: int
+) -> list[FakeAgent]:
+    """Add agents registered within 100 s of each other (a tick and Telzino's sync)."""
+    agents = fake.add_agents(count)
+    rng = random.Random(5)  # noqa: S311  # a fixed scenario
+    for agent in agents:
+        agent.registration_timeout = registration_timeout
+        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    return agents
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -391,20 +410,12 @@ async def test_agents_that_refresh_together_are_all_looked_at_in_time(
     go at once, on what it has left; the reads get less after.
     """
     fake = frozen_fake(freezer)
-    agents = fake.add_agents(60)
-    rng = random.Random(5)  # noqa: S311  # a fixed scenario
-    for agent in agents:
-        # Registered within 100 s of each other from 100 s on (a tick and
-        # Telzino's sync), refreshed 200 or 300 s after.
-        agent.registration_timeout = 400
-        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    # Refreshed 200 or 300 s after they registered.
+    agents = registered_together(fake, 60, registration_timeout=400)
     # 10 requests an agent-hour: the 60 looks at its pace would take 6 minutes.
     fake.rate_limit = RateLimit("fixed_window", 600, 3600, headers="x-ratelimit")
     losing = agents[:6]
-    entity_of = {
-        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
-        for a in agents
-    }
+    entity_of = registered_entity_ids(agents)
     off_at: dict[str, float] = {}
     unavailable: list[str] = []
 
@@ -455,17 +466,10 @@ async def test_a_reading_left_to_its_look_outlasts_a_shrinking_interval(
     unavailable for 10 and 18 s before their looks read them.
     """
     fake = frozen_fake(freezer)
-    agents = fake.add_agents(30)
-    rng = random.Random(5)  # noqa: S311  # a fixed scenario
-    for agent in agents:
-        agent.registration_timeout = 3600
-        fake.simulate(agent.id, timer_interval=100.0, phase=rng.uniform(0, 100))
+    agents = registered_together(fake, 30, registration_timeout=3600)
     # 6 requests an agent-hour: the looks are allowed, the reads are slow.
     fake.rate_limit = RateLimit("fixed_window", 180, 3600, headers="x-ratelimit")
-    entity_of = {
-        f"binary_sensor.{a.name.lower().replace(' ', '_')}_registered": a.id
-        for a in agents
-    }
+    entity_of = registered_entity_ids(agents)
     unavailable: list[str] = []
 
     @callback
