@@ -424,7 +424,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         effective intervals. Its own interval is the one it was read in when
         that was longer: an interval that shrinks after (when looks read most
         agents at a common refresh) does not take back what a reading was
-        promised, and an agent left to its look went unavailable before it.
+        promised, or an agent left to its look goes unavailable before it.
         """
         read_at, read_in = self._read_at[agent_id]
         interval = max(interval, read_in)
