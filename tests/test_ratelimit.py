@@ -461,9 +461,9 @@ async def test_a_reading_left_to_its_look_outlasts_a_shrinking_interval(
 
     Agents that registered together near their common refresh are left to
     their looks one after the other, and the interval of the reads left
-    shrinks. A reading was bounded by the interval of the moment: two agents
+    shrinks. A reading was bounded by the interval of the moment: agents
     read under a long interval, and left to looks that came within it, went
-    unavailable for 10 and 18 s before their looks read them.
+    unavailable before their looks read them.
     """
     fake = frozen_fake(freezer)
     agents = registered_together(fake, 30, registration_timeout=3600)
