@@ -215,58 +215,6 @@ def test_reads_come_within_the_bound_however_the_looks_fall() -> None:
     assert seconds(60) < schedule.read_lag(pace) < seconds(70)
 
 
-def test_reads_take_what_the_looks_leave_but_not_within_the_interval() -> None:
-    """Requests the looks did not take go to the agents read longest ago.
-
-    The reads' pace counts on the looks of the last hour. 50 agents at a
-    60 s interval and 1 request a second: for 10 minutes looks take 0.4 a
-    second (the effective interval grows to 83 s), then none come. What the
-    looks leave is read at once, so that no agent waits more than its
-    interval and a step, although the pace still counts on the looks (up to
-    75 s before). Nothing is read sooner than its interval for it.
-    """
-    few = ReadSchedule(MINUTE)
-    few.sync(f"agent{n}" for n in range(10))
-    _, reads = few.plan(NOW, [], 1.0, sustained=1.0, probe=False, spare=10)
-    few.done(NOW, reads, (), len(reads))
-    # Every agent read just now: 5 requests allowed, none due.
-    assert few.plan(NOW + seconds(5), [], 1.0, sustained=1.0, probe=False) == ([], [])
-    schedule = ReadSchedule(MINUTE)
-    agents = [f"agent{n}" for n in range(50)]
-    schedule.sync(agents)
-    _, reads = schedule.plan(NOW, [], 1.0, sustained=1.0, probe=False, spare=50)
-    schedule.done(NOW, reads, (), len(reads))
-    read_at: dict[str, list[datetime]] = {agent_id: [NOW] for agent_id in agents}
-    looked = 0
-    sent = 0
-    now = NOW
-    while now < NOW + 20 * MINUTE:
-        now += seconds(5)
-        due = (
-            [agents[(looked + n) % len(agents)] for n in range(2)]
-            if now <= NOW + 10 * MINUTE
-            else []
-        )
-        looks, reads = schedule.plan(now, due, 1.0, sustained=1.0, probe=False)
-        looked += len(looks)
-        schedule.done(now, [*looks, *reads], (), len(looks) + len(reads))
-        sent += len(looks) + len(reads)
-        for agent_id in [*looks, *reads]:
-            read_at[agent_id].append(now)
-        if now == NOW + 11 * MINUTE:
-            assert schedule.effective_interval > MINUTE + seconds(15)
-    gaps_after_the_looks = [
-        b - a
-        for times in read_at.values()
-        for a, b in itertools.pairwise(times)
-        if a >= NOW + 11 * MINUTE
-    ]
-    assert max(gaps_after_the_looks) <= MINUTE + seconds(5)
-    # Within the budget: a second's request a second, after the first round.
-    assert sent <= 20 * 60
-    assert looked == 240
-
-
 def test_a_wait_the_api_asked_for_does_not_stretch_the_bound_after_it() -> None:
     """Reads held back by a Retry-After are late by the wait; the lag does not keep it.
 

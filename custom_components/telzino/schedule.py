@@ -7,9 +7,7 @@ effective interval, at its own moment rather than in one burst per interval.
 
 The effective interval is the configured one while the budget allows it, and
 otherwise as short as the budget allows: the agents divided by the requests
-per second left after the looks. The looks vary from hour to hour; requests
-that fewer looks leave are spent at once on agents whose configured interval
-has passed, so that the reads often come sooner than the effective interval.
+per second left after the looks.
 """
 
 from collections import OrderedDict, deque
@@ -187,8 +185,6 @@ class ReadSchedule:
             for_reads = allowed
         reserve = LOOK_RESERVE if self._looking else 0
         count = min(math.floor(self._read_credit), for_reads - reserve)
-        # Reads beyond the pace's, of agents whose interval has passed.
-        ahead = 0
         if probe:
             # The API failed last time: one request tells whether it is back.
             count = min(max(count, 1), 1, allowed)
@@ -200,24 +196,15 @@ class ReadSchedule:
         elif self._saving_at(now):
             # Requests that go together come next: the reads make room.
             count = 0
-        else:
-            # The pace counts on the looks of the last hour: what fewer looks
-            # left now would be lost to the reads unless spent now.
-            ahead = for_reads - reserve - count
         reads: list[str] = []
-        if count + ahead > 0:
+        if count > 0:
             taken = set(looks) | self._looking
-            due_before = now - self.interval
-            for agent_id, read_at in self._order.items():
-                if len(reads) >= count + ahead:
+            for agent_id in self._order:
+                if len(reads) >= count:
                     break
-                if agent_id in taken:
-                    continue
-                if len(reads) >= count and read_at is not None and read_at > due_before:
-                    break
-                reads.append(agent_id)
-        # Reads beyond the pace's owe it nothing.
-        self._read_credit -= min(len(reads), max(count, 0))
+                if agent_id not in taken:
+                    reads.append(agent_id)
+        self._read_credit -= len(reads)
         self._looks_sent.extend(now for _ in looks)
         if pace is not None and reads and (read_at := self._order[reads[0]]):
             # A wait the API asked for holds every read back as long; the
