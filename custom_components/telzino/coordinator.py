@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, NoReturn, Self, override
+from typing import Any, Final, NamedTuple, NoReturn, Self, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HassJob, HomeAssistant, callback
@@ -117,6 +117,16 @@ class AgentData:
         return Reading.UP if self.can_receive_calls else Reading.DOWN
 
 
+class _LastRead(NamedTuple):
+    """An agent's last reading, as far as how long it may be shown."""
+
+    at: datetime
+    # The effective interval it was read in.
+    interval: timedelta
+    # Until when it provably stays what OpenSIPS has (None: not known).
+    stays_until: datetime | None
+
+
 def issue_id(kind: str, agent_id: str) -> str:
     """Return the repair issue ID of one agent (agent IDs are unique across entries)."""
     return f"{kind}_{agent_id}"
@@ -171,10 +181,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             f"{entry.title} step",
             cancel_on_shutdown=True,
         )
-        # Each agent's last reading: when, in which effective interval, and
-        # until when it provably stays.
-        self._read_at: dict[str, tuple[datetime, timedelta]] = {}
-        self._predicted: dict[str, datetime | None] = {}
+        self._last_read: dict[str, _LastRead] = {}
         self._next_expiry: datetime | None = None
         self._expiry_interval: timedelta | None = None
         self._budget_issue = False
@@ -358,8 +365,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             }
             for agent_id in self._registered_at.keys() - data.keys():
                 del self._registered_at[agent_id]
-            for gone in self._read_at.keys() - data.keys():
-                del self._read_at[gone], self._predicted[gone]
+            for gone in self._last_read.keys() - data.keys():
+                del self._last_read[gone]
             if self.watch is not None:
                 self.watch.retain(data.keys())
             self._synced_watched = self.watched
@@ -375,9 +382,10 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             if isinstance(result, RegistrationStatus):
                 if self.watch is not None:
                     self.watch.observe(agent_id, result, now)
-                self._read_at[agent_id] = now, self.schedule.effective_interval
-                self._predicted[agent_id] = self._predicted_change(
-                    agent_id, result, agent.can_receive_calls
+                self._last_read[agent_id] = _LastRead(
+                    now,
+                    self.schedule.effective_interval,
+                    self._predicted_change(agent_id, result, agent.can_receive_calls),
                 )
             elif self.watch is not None:
                 self.watch.observe(agent_id, None, now)
@@ -388,7 +396,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             watched_changed
             or interval != self._expiry_interval
             or (self._next_expiry is not None and now >= self._next_expiry)
-            or any(agent_id in self._read_at for agent_id in changed)
+            or any(agent_id in self._last_read for agent_id in changed)
         ):
             self._expire_readings(now, data, changed)
         self._log_agent_availability(changed)
@@ -413,9 +421,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         attempt = self.next_attempt(agent_id, status)
         return None if attempt is None else attempt + look_margin
 
-    def _valid_until(
-        self, agent_id: str, interval: timedelta, lag: timedelta
-    ) -> datetime:
+    @staticmethod
+    def _valid_until(read: _LastRead, interval: timedelta, lag: timedelta) -> datetime:
         """How long an agent's last reading may be shown without a new read.
 
         Within its own interval, and the lag of a read (the reading is as
@@ -426,13 +433,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         agents at a common refresh) does not take back what a reading was
         promised, or an agent left to its look goes unavailable before it.
         """
-        read_at, read_in = self._read_at[agent_id]
-        interval = max(interval, read_in)
-        own = read_at + interval + lag + READ_SLACK
-        predicted = self._predicted[agent_id]
-        if predicted is None:
+        interval = max(interval, read.interval)
+        own = read.at + interval + lag + READ_SLACK
+        if read.stays_until is None:
             return own
-        return max(own, min(predicted, read_at + STALE_INTERVALS * interval))
+        return max(own, min(read.stays_until, read.at + STALE_INTERVALS * interval))
 
     def _expire_readings(
         self, now: datetime, data: dict[str, AgentData], changed: dict[str, AgentData]
@@ -441,11 +446,11 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         interval = self._expiry_interval = self.schedule.effective_interval
         lag = self.schedule.read_lag(self.client.budget.pace())
         next_expiry: datetime | None = None
-        for agent_id, (read_at, _) in self._read_at.items():
+        for agent_id, read in self._last_read.items():
             agent = data.get(agent_id)
             if agent is None or agent.status is None:
                 continue
-            until = self._valid_until(agent_id, interval, lag)
+            until = self._valid_until(read, interval, lag)
             if now < until:
                 next_expiry = until if next_expiry is None else min(next_expiry, until)
                 continue
@@ -454,7 +459,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 status=None,
                 error=StatusError(
                     TelzinoRateLimitedError,
-                    f"Not read since {dt_util.as_local(read_at):%H:%M:%S}: the "
+                    f"Not read since {dt_util.as_local(read.at):%H:%M:%S}: the "
                     "API's request budget allows no read sooner",
                 ),
             )
