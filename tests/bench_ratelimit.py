@@ -55,6 +55,9 @@ from tests.common import make_entry, registered_entity_ids, setup_entry
 
 HOURS = float(os.environ.get("TELZINO_RATELIMIT_HOURS", "1"))
 TOGETHER = bool(os.environ.get("TELZINO_RATELIMIT_TOGETHER"))
+# TELZINO_RATELIMIT_SEED=S: another scenario of the same kind (other moments
+# of registration, losses and late refreshes).
+SEED = f" {seed}" if (seed := os.environ.get("TELZINO_RATELIMIT_SEED")) else ""
 INTERVAL = 60
 REGISTRATION, TIMER = 3600, 100.0
 AGENT_COUNTS = (20, 150, 1000)
@@ -96,7 +99,7 @@ async def run_case(
     fake = FakeTelzino(clock=time.time)
     fake.close_connections = True
     fake.stats.request_times = deque()
-    rng = random.Random(f"{agents} {limit_name}")  # noqa: S311  # reproducible
+    rng = random.Random(f"{agents} {limit_name}{SEED}")  # noqa: S311  # reproducible
     # Their IDs from a generator of their own: the scenario draws what it drew.
     fakes = fake.add_agents(agents, rng=random.Random(f"{agents} agent IDs"))  # noqa: S311
     ids = [agent.id for agent in fakes]
