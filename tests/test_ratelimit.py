@@ -495,3 +495,39 @@ async def test_a_reading_left_to_its_look_outlasts_a_shrinking_interval(
     assert min(intervals[40:]) < max(intervals) / 2
     assert unavailable == []
     assert fake.stats.rate_limited == 0
+
+
+async def test_looks_held_back_by_the_budget_keep_every_reading_current(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, socket_enabled: None
+) -> None:
+    """Agents that refreshed together, a budget learned from 429s: none goes unavailable.
+
+    Such a budget has no room for their looks at once: they go at its pace,
+    the reads waiting behind them. Taken in the order they fell due, the
+    agent read longest ago could be looked at last, its reading expiring
+    meanwhile; the agents read longest ago are looked at first.
+    """
+    fake = frozen_fake(freezer)
+    agents = registered_together(fake, 40, registration_timeout=400)
+    fake.rate_limit = RateLimit("sliding_window", 12, 60, retry_after=True)
+    entity_of = registered_entity_ids(agents)
+    unavailable: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is not None and new.state == STATE_UNAVAILABLE:
+            unavailable.append(entity_of.get(new.entity_id, new.entity_id))
+
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+        await run_for(hass, freezer, 900)
+        unsubscribe()
+        budget = entry.runtime_data.client.budget
+        await hass.config_entries.async_unload(entry.entry_id)
+    assert budget.source == "429s"
+    for agent_id, model in fake.registrants.items():
+        model.sync(fake.agents[agent_id], time.time())
+        assert model.registers_sent > 1  # refreshed within the test
+    assert unavailable == []
