@@ -23,6 +23,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.telzino import coordinator as coordinator_module
@@ -503,9 +504,9 @@ async def test_looks_held_back_by_the_budget_keep_every_reading_current(
     """Agents that refreshed together, a budget learned from 429s: none goes unavailable.
 
     Such a budget has no room for their looks at once: they go at its pace,
-    the reads waiting behind them. Taken in the order they fell due, the
-    agent read longest ago could be looked at last, its reading expiring
-    meanwhile; the agents read longest ago are looked at first.
+    the reads waiting behind them. Taken in the order they fell due, an
+    agent read long before could be looked at last, its reading expiring
+    meanwhile; a look whose reading would expire before its turn goes first.
     """
     fake = frozen_fake(freezer)
     agents = registered_together(fake, 40, registration_timeout=400)
@@ -531,3 +532,39 @@ async def test_looks_held_back_by_the_budget_keep_every_reading_current(
         model.sync(fake.agents[agent_id], time.time())
         assert model.registers_sent > 1  # refreshed within the test
     assert unavailable == []
+
+
+async def test_looks_keep_their_turn_unless_a_reading_would_expire_first(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, socket_enabled: None
+) -> None:
+    """Looks queued behind the budget go as they fell due, but a reading about to expire jumps ahead.
+
+    The order they fell due is the order of the refreshes, and so of the
+    losses the looks show; a look whose agent's reading would expire before
+    its turn goes first, the reading that expires first first.
+    """
+    fake = frozen_fake(freezer)
+    agents = fake.add_agents(5)
+    first, second, third, fourth, unread = (agent.id for agent in agents)
+    async with serve(fake) as url:
+        entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
+        coordinator = entry.runtime_data
+        now = dt_util.utcnow()
+        interval = coordinator.schedule.effective_interval
+        for agent_id, age in ((first, 0), (second, 10), (third, 300), (fourth, 600)):
+            coordinator._last_read[agent_id] = coordinator_module._LastRead(
+                now - timedelta(seconds=age), interval, None
+            )
+        del coordinator._last_read[unread]
+        # 5 looks at 0.1 a second: the last goes in 50 s, before the fresh
+        # readings expire (second's, read 10 s before first's, keeps its
+        # turn) and after the old ones have.
+        due = [first, unread, second, third, fourth]
+        assert coordinator._looks_in_turn(now, due, 0.1) == [
+            fourth,
+            third,
+            first,
+            unread,
+            second,
+        ]
+        await hass.config_entries.async_unload(entry.entry_id)

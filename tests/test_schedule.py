@@ -434,35 +434,3 @@ def test_looks_due_together_go_at_once_on_what_the_window_has_left() -> None:
         # waits for the pace, a look on a window's room does not.
         assert schedule.next_request(later, 0.1) == later + seconds(10)
         assert schedule.next_request(later, 0.1, room=2) == later + seconds(1)
-
-
-def test_looks_that_wait_for_the_budget_go_to_the_agents_read_longest_ago() -> None:
-    """Agents that refreshed together: the looks the pace holds back go oldest reading first.
-
-    A look reads its agent. When the budget lets only some of the looks due
-    go at a step (a budget learned from 429s has no room for them at once),
-    the agents read longest ago are looked at first: in the order they fell
-    due, the agent read last before the common refresh went first and the
-    one read longest ago waited behind every other look, its reading
-    growing older (and expiring) in the meantime.
-    """
-    schedule = ReadSchedule(MINUTE)
-    agents = [f"agent{n}" for n in range(40)]
-    schedule.sync(agents)
-    schedule.plan(NOW, [], 1.0, sustained=1.0, probe=False)
-    # Read a second apart: agent0 longest ago.
-    for n, agent_id in enumerate(agents):
-        schedule.done(NOW + seconds(n), [agent_id], (), 0)
-    # Their looks fall due the other way round (the last read, first).
-    due = agents[::-1]
-    sent: list[str] = []
-    now = NOW + seconds(100)
-    while due:
-        looks, reads = schedule.plan(now, due, 1.0, sustained=1.0, probe=False)
-        assert looks, "the pace lets some go at every step"
-        assert not reads  # looks first
-        schedule.done(now, looks, (), len(looks))
-        sent += looks
-        due = [agent_id for agent_id in due if agent_id not in looks]
-        now = schedule.next_request(now, 1.0)
-    assert sent == agents

@@ -228,6 +228,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             sustained
         )
         due = self.watch.due(now) if self.watch is not None and looks_allowed else []
+        if len(due) > 1 and pace is not None:
+            due = self._looks_in_turn(now, due, pace)
         # One request first, then the rest at what it shows: after a failure
         # whether the API is back; at setup whether it announces a budget
         # (the first round then goes at its pace rather than in one burst).
@@ -420,6 +422,27 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             return status.last_register_sent + REFRESH_REPLY_GRACE
         attempt = self.next_attempt(agent_id, status)
         return None if attempt is None else attempt + look_margin
+
+    def _looks_in_turn(self, now: datetime, due: list[str], pace: float) -> list[str]:
+        """Return the looks due in the order they go: readings about to expire first.
+
+        Looks queue at the budget's pace when many agents refresh together.
+        Each reads its agent; in the order they fell due, an agent read long
+        before could wait until its reading had expired. The others keep
+        their turn: the order they fell due is the order of their refreshes,
+        and so of the losses a look shows.
+        """
+        interval = self.schedule.effective_interval
+        lag = self.schedule.read_lag(pace)
+        # About when the last of them goes, the looks taking the whole pace.
+        last = now + timedelta(seconds=len(due) / pace)
+
+        def expiry(agent_id: str) -> datetime:
+            if (read := self._last_read.get(agent_id)) is None:
+                return last  # nothing shown to keep
+            return min(self._valid_until(read, interval, lag), last)
+
+        return sorted(due, key=expiry)
 
     @staticmethod
     def _valid_until(read: _LastRead, interval: timedelta, lag: timedelta) -> datetime:

@@ -143,13 +143,11 @@ class ReadSchedule:
     ) -> tuple[list[str], list[str]]:
         """Return the looks and the reads to send now.
 
-        The looks due go first; when the budget holds some back, those of the
-        agents read longest ago. `pace` is the requests per second the budget
-        allows now, `sustained` what it allows in the long run (None: no
-        limit known); `probe`: the API failed last time, so read one agent
-        only. Within a budget, agents `looking` (a look planned within the
-        effective interval) are read by that look, and one request is kept in
-        hand for a look that falls due.
+        `pace` is the requests per second the budget allows now, `sustained`
+        what it allows in the long run (None: no limit known); `probe`: the
+        API failed last time, so read one agent only. Within a budget, agents
+        `looking` (a look planned within the effective interval) are read by
+        that look, and one request is kept in hand for a look that falls due.
         `spare`: requests the budget allows at once beyond its pace (used
         when a budget is first known, before anything waited for it).
         `room`: requests the API lets go at once now (what an announced
@@ -175,15 +173,9 @@ class ReadSchedule:
             else max(math.floor(self._request_credit), 0)
         )
         on_room = self._room_beyond_credit(room)
-        # More due than may go (agents that refreshed together): a look reads
-        # its agent, so the oldest readings are renewed before they expire.
-        looks = sorted(
-            (a for a in due_looks if a in self._order),
-            key=lambda agent_id: (
-                (read_at := self._order[agent_id]) is not None,
-                read_at or now,
-            ),
-        )[: 0 if probe else max(allowed, on_room)]
+        looks = [a for a in due_looks if a in self._order][
+            : 0 if probe else max(allowed, on_room)
+        ]
         for_reads = allowed - len(looks)
         if looks and len(looks) <= on_room:
             # An announced window has room for them now: they go on it, all
