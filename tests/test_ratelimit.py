@@ -6,6 +6,8 @@ clock (one-second steps, so that every planned step runs when it is due).
 """
 
 from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import random
@@ -399,6 +401,27 @@ async def test_the_agent_list_goes_whole_with_the_reads_at_the_limit(
             await hass.config_entries.async_unload(entry.entry_id)
 
 
+@contextmanager
+def unavailable_entities(
+    hass: HomeAssistant, agents: Iterable[FakeAgent]
+) -> Iterator[list[str]]:
+    """Record the entities that go unavailable meanwhile (Registered sensors by agent ID)."""
+    entity_of = registered_entity_ids(agents)
+    unavailable: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is not None and new.state == STATE_UNAVAILABLE:
+            unavailable.append(entity_of.get(new.entity_id, new.entity_id))
+
+    unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+    try:
+        yield unavailable
+    finally:
+        unsubscribe()
+
+
 async def test_agents_that_refresh_together_are_all_looked_at_in_time(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, socket_enabled: None
 ) -> None:
@@ -470,24 +493,14 @@ async def test_a_reading_left_to_its_look_outlasts_a_shrinking_interval(
     agents = registered_together(fake, 30, registration_timeout=3600)
     # 6 requests an agent-hour: the looks are allowed, the reads are slow.
     fake.rate_limit = RateLimit("fixed_window", 180, 3600, headers="x-ratelimit")
-    entity_of = registered_entity_ids(agents)
-    unavailable: list[str] = []
-
-    @callback
-    def record(event: Event[EventStateChangedData]) -> None:
-        new = event.data["new_state"]
-        if new is not None and new.state == STATE_UNAVAILABLE:
-            unavailable.append(entity_of.get(new.entity_id, new.entity_id))
-
     async with serve(fake) as url:
         entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
         schedule = entry.runtime_data.schedule
-        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
         intervals = []
-        for _ in range(60):
-            await run_for(hass, freezer, 60)
-            intervals.append(schedule.effective_interval)
-        unsubscribe()
+        with unavailable_entities(hass, agents) as unavailable:
+            for _ in range(60):
+                await run_for(hass, freezer, 60)
+                intervals.append(schedule.effective_interval)
         await hass.config_entries.async_unload(entry.entry_id)
     for agent_id, model in fake.registrants.items():
         model.sync(fake.agents[agent_id], time.time())
@@ -511,20 +524,10 @@ async def test_looks_held_back_by_the_budget_keep_every_reading_current(
     fake = frozen_fake(freezer)
     agents = registered_together(fake, 40, registration_timeout=400)
     fake.rate_limit = RateLimit("sliding_window", 12, 60, retry_after=True)
-    entity_of = registered_entity_ids(agents)
-    unavailable: list[str] = []
-
-    @callback
-    def record(event: Event[EventStateChangedData]) -> None:
-        new = event.data["new_state"]
-        if new is not None and new.state == STATE_UNAVAILABLE:
-            unavailable.append(entity_of.get(new.entity_id, new.entity_id))
-
     async with serve(fake) as url:
         entry = await setup_entry(hass, make_entry(url, [a.id for a in agents]))
-        unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
-        await run_for(hass, freezer, 900)
-        unsubscribe()
+        with unavailable_entities(hass, agents) as unavailable:
+            await run_for(hass, freezer, 900)
         budget = entry.runtime_data.client.budget
         await hass.config_entries.async_unload(entry.entry_id)
     assert budget.source == "429s"
