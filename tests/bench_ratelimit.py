@@ -32,7 +32,7 @@ unavailable), over TELZINO_RATELIMIT_HOURS (default 1):
   the budget allows the refresh looks (at least 3 requests per agent-hour).
 """
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,7 @@ import itertools
 import math
 import os
 import random
+import statistics
 import time
 
 from freezegun.api import FrozenDateTimeFactory
@@ -218,6 +219,7 @@ async def run_case(
         )
     if os.environ.get("TELZINO_RATELIMIT_DEBUG"):
         print_spans(fake.stats.request_times, looks_at)
+        print_reads_between_looks(reads, looks_at, START + warm_up)
     # The reads sent besides the looks, placed as evenly as the looks allow.
     looks_after = {
         agent_id: [at for at in looks_at.get(agent_id, []) if at >= START + warm_up]
@@ -291,6 +293,46 @@ def print_spans(
     for span, (status, looks, other) in sorted(spans.items()):
         print(f"SPAN {span * 300}: status {status}, looks {looks}, other {other}")
     print("429 AT", refused)
+
+
+def print_reads_between_looks(
+    reads: dict[str, list[float]], looks_at: dict[str, list[float]], since: float
+) -> None:
+    """Print how many reads each agent got between two refreshes, and their gaps.
+
+    Between two refreshes: from a refresh's last look to the next refresh's
+    first (a late refresh has a second look a tick after the first). Gaps,
+    medians in seconds: read to read, read to look, look to read.
+    """
+    per_period: Counter[int] = Counter()
+    gaps: dict[str, list[float]] = {"read-read": [], "read-look": [], "look-read": []}
+    for agent_id, times in reads.items():
+        # Both clocks are the frozen one, moved a second at a time.
+        looks = {round(at) for at in looks_at.get(agent_id, [])}
+        kinds = ["look" if round(at) in looks else "read" for at in times]
+        look_times = [
+            at for at, kind in zip(times, kinds, strict=True) if kind == "look"
+        ]
+        for earlier, later in itertools.pairwise(look_times):
+            if earlier >= since and later - earlier > REGISTRATION / 4:
+                per_period[
+                    sum(
+                        earlier < at < later and kind == "read"
+                        for at, kind in zip(times, kinds, strict=True)
+                    )
+                ] += 1
+        for (earlier, kind), (later, next_kind) in itertools.pairwise(
+            zip(times, kinds, strict=True)
+        ):
+            if earlier >= since and f"{kind}-{next_kind}" in gaps:
+                gaps[f"{kind}-{next_kind}"].append(later - earlier)
+    print(
+        "READS BETWEEN TWO REFRESHES (reads: periods)", dict(sorted(per_period.items()))
+    )
+    print(
+        "GAP MEDIANS",
+        {kind: round(statistics.median(g)) for kind, g in gaps.items() if g},
+    )
 
 
 def record_looks(watch: RefreshWatch | None) -> dict[str, list[float]]:
