@@ -17,7 +17,7 @@ from scripts.live_ha import LiveHomeAssistant, free_port
 pytestmark = [
     pytest.mark.live,
     pytest.mark.slow,
-    # One worker runs every live test: each starts a real Home Assistant.
+    # One live worker runs these; the rate-limit test, which waits longest, has the other.
     pytest.mark.xdist_group("live"),
     pytest.mark.timeout(400),
 ]
