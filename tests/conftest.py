@@ -51,8 +51,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fake(clock: FakeClock) -> FakeTelzino:
-    """Return the fake Telzino API's state; tests set agents and faults on it."""
-    return FakeTelzino(clock=clock)
+    """Return the fake Telzino API's state; tests set agents and faults on it.
+
+    Its times follow the test clock, which Home Assistant's does not: its
+    answers' `Date` stays the host's, so that the integration sees no clock
+    offset (tests of one set a wall clock of their own).
+    """
+    return FakeTelzino(clock=clock, date_from_clock=False)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
+import time
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,7 @@ from custom_components.telzino.api import (
     ClientCredentials,
     RegistrationState,
     RegistrationStatus,
+    ServerClock,
     TelzinoAuthenticationError,
     TelzinoClient,
     TelzinoConnectionError,
@@ -39,6 +42,7 @@ from scripts.fake_telzino import (
     STATUS,
     TOKEN,
     FakeTelzino,
+    serve,
 )
 from tests.common import FakeClock
 
@@ -282,6 +286,43 @@ async def test_unknown_state_is_kept_and_not_registered(
             "last_register_sent",
             datetime(2026, 2, 22, 12, tzinfo=UTC),
         ),
+        # The formats an API may give a time in: parsed, or missing.
+        (
+            "lastRegisterSent",
+            "2026-02-22T12:00:00.250Z",
+            "last_register_sent",
+            datetime(2026, 2, 22, 12, 0, 0, 250000, tzinfo=UTC),
+        ),
+        (
+            "lastRegisterSent",
+            "2026-02-22T07:30:00-04:30",
+            "last_register_sent",
+            datetime(2026, 2, 22, 12, tzinfo=UTC),
+        ),
+        (
+            "lastRegisterSent",
+            1771761600,
+            "last_register_sent",
+            datetime(2026, 2, 22, 12, tzinfo=UTC),
+        ),
+        (
+            "lastRegisterSent",
+            "1771761600.5",
+            "last_register_sent",
+            datetime(2026, 2, 22, 12, 0, 0, 500000, tzinfo=UTC),
+        ),
+        (
+            "lastRegisterSent",
+            1771761600000,
+            "last_register_sent",
+            datetime(2026, 2, 22, 12, tzinfo=UTC),
+        ),
+        ("lastRegisterSent", "", "last_register_sent", None),
+        ("lastRegisterSent", "  ", "last_register_sent", None),
+        ("lastRegisterSent", 0, "last_register_sent", None),
+        ("lastRegisterSent", True, "last_register_sent", None),
+        ("lastRegisterSent", [], "last_register_sent", None),
+        ("lastRegisterSent", "inf", "last_register_sent", None),
         ("registrationTimeout", "3600", "registration_interval", 3600),
         ("registrationTimeout", 120, "registration_interval", 120),
         ("registrationTimeout", "ten", "registration_interval", None),
@@ -307,6 +348,91 @@ def test_optional_fields_parse_defensively(
     if value is not None:
         data[field] = value
     assert getattr(RegistrationStatus.from_api(data), attribute) == expected
+
+
+def test_a_status_moves_onto_another_clock() -> None:
+    """Its times move by the offset; without one it is the same object."""
+    status = RegistrationStatus.from_api(
+        {
+            "state": "REGISTERED_STATE",
+            "isRegistered": True,
+            "expires": 1771765200,
+            "lastRegisterSent": "2026-02-22T12:00:00Z",
+        }
+    )
+    assert status.shifted(0) is status
+    moved = status.shifted(-90)
+    assert moved.expires == datetime(2026, 2, 22, 12, 58, 30, tzinfo=UTC)
+    assert moved.last_register_sent == datetime(2026, 2, 22, 11, 58, 30, tzinfo=UTC)
+    bare = RegistrationStatus.from_api({"state": "NOT_FOUND", "isRegistered": False})
+    assert bare.shifted(30) == bare
+
+
+# The server's clock -------------------------------------------------------------
+
+
+def http_date(seconds: float) -> str:
+    """Return an HTTP Date header for a Unix time (whole seconds, as servers send)."""
+    return formatdate(seconds, usegmt=True)
+
+
+def test_server_clock_is_the_median_of_recent_answers() -> None:
+    """One slow answer or odd proxy does not move it; whole seconds, no jitter."""
+    server_clock = ServerClock()
+    assert (server_clock.known, server_clock.offset) == (False, 0.0)
+    local = 1_795_000_000.0
+    for n in range(10):
+        # The server 90 s ahead; answers in 0.2 s, sent at various fractions.
+        sent = local + n * 7.3
+        server_clock.record(http_date(sent + 0.1 + 90), sent, sent + 0.2)
+    # A proxy with its own clock, and an answer that took 20 s.
+    server_clock.record(http_date(local + 3600), local, local + 0.2)
+    server_clock.record(http_date(local + 20 + 90), local, local + 20)
+    assert server_clock.known
+    assert server_clock.offset == 90.0
+    # Within a second of it: the offset in use stays put.
+    for n in range(20):
+        sent = local + 100 + n
+        server_clock.record(http_date(sent + 90.9), sent, sent + 0.2)
+    assert server_clock.offset == 90.0
+    # The host's clock is corrected by a minute: followed.
+    for n in range(20):
+        sent = local + 200 + n
+        server_clock.record(http_date(sent + 30.1), sent, sent + 0.2)
+    assert server_clock.offset == 30.0
+
+
+def test_server_clock_reads_a_date_without_a_zone_as_utc() -> None:
+    """A Date stamped -0000 (no zone known) is taken as UTC, as HTTP's are."""
+    server_clock = ServerClock()
+    local = datetime(2026, 12, 6, 2, 0, 0, tzinfo=UTC).timestamp()
+    server_clock.record("Sun, 06 Dec 2026 02:01:00 -0000", local - 0.6, local - 0.4)
+    assert server_clock.offset == 61.0
+
+
+@pytest.mark.parametrize("date", [None, "", "yesterday", "Sun, 99 Foo 2026 99:99:99"])
+def test_server_clock_ignores_answers_without_a_usable_date(date: str | None) -> None:
+    """No Date header, or one that cannot be read: nothing is learned from it."""
+    server_clock = ServerClock()
+    server_clock.record(date, 1_795_000_000.0, 1_795_000_000.2)
+    assert (server_clock.known, server_clock.offset) == (False, 0.0)
+
+
+@pytest.mark.parametrize("server_ahead", [-90, 0, 3600])
+async def test_client_learns_the_servers_clock_from_its_answers(
+    session: aiohttp.ClientSession, socket_enabled: None, server_ahead: int
+) -> None:
+    """Every answer, the token's included, shows the server's clock."""
+    fake = FakeTelzino(clock=lambda: time.time() + server_ahead)
+    agent = fake.add_agent("Front desk")
+    async with serve(fake) as url:
+        client = TelzinoClient(
+            ClientCredentials(CLIENT_ID, CLIENT_SECRET), session=session, api_url=url
+        )
+        await client.authenticate()
+        assert client.server_clock.known
+        await client.get_registration_status(agent.id)
+    assert abs(client.server_clock.offset - server_ahead) <= 1
 
 
 # Tokens -----------------------------------------------------------------------

@@ -9,7 +9,10 @@ integration polls it every 60 s with the refresh watch on. Checked for every
 second: no `lost` while the real registration could receive calls (a refresh
 that ends registered included); every real loss of a minute or more shown;
 never a future "Registration expires" for a registration that is not
-registered.
+registered. Played again with Telzino's clock 90 s ahead of Home Assistant's
+and 90 s behind (its `Date` headers and its times), and with
+`lastRegisterSent` frozen at its first value (an API that does not update
+it): the same must hold.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
+from custom_components.telzino.const import REFRESH_GRACE
 from scripts.fake_telzino import FakeAgent, FakeTelzino
 from tests.common import make_entry, setup_entry
 from tests.traces import TRACES, Trace, load, real_events
@@ -32,6 +36,30 @@ REFRESHING = {"REGISTERING", "AUTHENTICATING"}
 FAILED = {"REGISTER_TIMEOUT", "WRONG_CREDENTIALS", "REGISTRAR_ERROR", "INTERNAL_ERROR"}
 # A loss is shown when it lasts this long: the polling interval and a second.
 SHOWN_WITHIN = 61
+
+
+@dataclass(frozen=True)
+class Api:
+    """How Telzino's API shows the registrant: its clock, and its REGISTER times."""
+
+    ahead: float = 0.0
+    freezes_register_time: bool = False
+    # A loss that lasts this long is shown within it.
+    shown_within: int = SHOWN_WITHIN
+
+
+APIS = {
+    "on time": Api(),
+    "90 s ahead": Api(ahead=90.0),
+    "90 s behind": Api(ahead=-90.0),
+    # When a refresh's REGISTER went is not known: a refresh counts as one
+    # for the grace from when it was last seen registered, unless a read
+    # sees it fail sooner.
+    "lastRegisterSent frozen": Api(
+        freezes_register_time=True,
+        shown_within=SHOWN_WITHIN + int(REFRESH_GRACE.total_seconds()),
+    ),
+}
 
 
 @dataclass
@@ -48,8 +76,11 @@ class Registration:
     lost_at: list[int] = field(default_factory=list)
     expires_while_failed: list[int] = field(default_factory=list)
 
-    def show(self, trace: Trace, now: float) -> None:
-        """Set the agent to what the real registrant reported at `now` (from start)."""
+    def show(self, trace: Trace, now: float, api: Api) -> None:
+        """Set the agent to what the real registrant reported at `now` (from start).
+
+        Its times on the API's clock, `api.ahead` of the trace's.
+        """
         state = next((state for t, state in reversed(self.events) if t <= now), None)
         fields = next((f for t, f in reversed(self.polls) if t <= now), None)
         if fields is None:
@@ -59,8 +90,10 @@ class Registration:
         agent.enabled = fields["enabled"] == "yes"
         agent.registration_timeout = fields["expires"]
         rto, sent = fields["registration_t_out"], fields["last_register_sent"]
-        agent.expires = None if rto is None else trace.t0 + rto
-        agent.last_register_sent = None if sent is None else trace.t0 + sent
+        agent.expires = None if rto is None else trace.t0 + rto + api.ahead
+        if api.freezes_register_time and agent.last_register_sent is not None:
+            return
+        agent.last_register_sent = None if sent is None else trace.t0 + sent + api.ahead
 
 
 def can_receive_calls(events: list[tuple[float, str]], now: float) -> bool:
@@ -83,6 +116,7 @@ def can_receive_calls(events: list[tuple[float, str]], now: float) -> bool:
     return bool(came_from) and came_from[-1] == "REGISTERED" and outcome == "REGISTERED"
 
 
+@pytest.mark.parametrize("api_name", APIS)
 @pytest.mark.parametrize("path", TRACES, ids=[path.stem for path in TRACES])
 async def test_the_integration_on_the_real_registrant(
     hass: HomeAssistant,
@@ -90,11 +124,14 @@ async def test_the_integration_on_the_real_registrant(
     fake_url: str,
     freezer: FrozenDateTimeFactory,
     path: Any,
+    api_name: str,
 ) -> None:
     """No false alarm, no missed loss, no retry threshold shown as an expiry."""
     trace = load(path)
+    api = APIS[api_name]
     registrations: list[Registration] = []
-    fake.clock = time.time
+    fake.clock = lambda: time.time() + api.ahead
+    fake.date_from_clock = True
     fake.close_connections = True
     for reg in trace.header["registrations"]:
         events = real_events(trace, reg)
@@ -110,7 +147,7 @@ async def test_the_integration_on_the_real_registrant(
     first = min(r.polls[0][0] for r in registrations)
     freezer.move_to(datetime.fromtimestamp(trace.t0 + first, UTC))
     for registration in registrations:
-        registration.show(trace, first)
+        registration.show(trace, first, api)
     entry = await setup_entry(
         hass, make_entry(fake_url, [r.agent.id for r in registrations])
     )
@@ -123,7 +160,7 @@ async def test_the_integration_on_the_real_registrant(
     for second in range(math.ceil(first), math.floor(trace.end)):
         freezer.move_to(datetime.fromtimestamp(trace.t0 + second, UTC))
         for registration in registrations:
-            registration.show(trace, second)
+            registration.show(trace, second, api)
         async_fire_time_changed(hass)
         await hass.async_block_till_done(wait_background_tasks=True)
         for registration in registrations:
@@ -165,10 +202,10 @@ async def test_the_integration_on_the_real_registrant(
         unseen = [
             (start, end)
             for start, end in _losses(registration)
-            if end - start >= SHOWN_WITHIN
+            if end - start >= api.shown_within
             and not any(
                 registration.seconds[s][3]
-                for s in range(start, start + SHOWN_WITHIN + 1)
+                for s in range(start, start + api.shown_within + 1)
             )
         ]
         if unseen:

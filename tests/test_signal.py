@@ -10,6 +10,7 @@ import time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -17,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
+from custom_components.telzino.const import DOMAIN
 from scripts.fake_telzino import FRONT_DESK, FakeTelzino
 from tests.common import make_entry, poll, setup_entry
 
@@ -44,9 +46,12 @@ async def registered_for_an_hour(
 
 
 def refresh_sent(fake: FakeTelzino, state: str, seconds_before_poll: float) -> None:
-    """Put Front desk in `state`, its REGISTER sent that long before the next poll."""
+    """Put Front desk in `state`, its REGISTER sent that long before the next poll.
+
+    On the API's clock, as it stamps lastRegisterSent.
+    """
     fake.set_state(
-        FRONT_DESK, state, last_register_sent=time.time() + 60 - seconds_before_poll
+        FRONT_DESK, state, last_register_sent=fake.clock() + 60 - seconds_before_poll
     )
 
 
@@ -92,23 +97,182 @@ async def test_a_refresh_unanswered_past_its_transaction_is_a_loss(
     assert events(hass, seen) == ["lost"]
 
 
-async def test_a_refresh_without_its_register_time_has_a_grace_period(
+@pytest.mark.parametrize("api_ahead", [90, -90], ids=["ahead", "behind"])
+async def test_a_refresh_is_judged_on_the_apis_clock(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    api_ahead: int,
+) -> None:
+    """Telzino's clock 90 s ahead or behind: a refresh is judged on Telzino's clock.
+
+    It holds until 35 s after its REGISTER on that clock, which the answers'
+    Date headers show: no false alarm, none missed.
+    """
+    fake.clock = lambda: time.time() + api_ahead
+    fake.date_from_clock = True
+    fake.add_agent("Front desk", FRONT_DESK)
+    await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    seen: list[str] = []
+    refresh_sent(fake, "REGISTERING_STATE", 20)
+    await poll(hass, freezer)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    assert events(hass, seen) == []
+    await poll(hass, freezer)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    assert events(hass, seen) == ["lost"]
+
+
+@pytest.mark.parametrize("register_time", ["missing", "not moved"])
+async def test_a_refresh_of_unknown_start_has_a_grace_period(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    register_time: str,
+) -> None:
+    """A refresh whose REGISTER time is unknown counts as one for five minutes.
+
+    From when the agent was last seen registered. Unknown: no
+    lastRegisterSent, or one no later than the one shown while registered (an
+    API that lags, or does not update it), which says nothing of when the
+    refresh began.
+    """
+    await registered_for_an_hour(hass, fake, fake_url)
+    seen: list[str] = []
+    sent = (
+        None
+        if register_time == "missing"
+        else fake.agents[FRONT_DESK].last_register_sent
+    )
+    fake.set_state(FRONT_DESK, "REGISTERING_STATE", last_register_sent=sent)
+    await poll(hass, freezer, 60)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    fake.set_state(FRONT_DESK, "AUTHENTICATING_STATE", last_register_sent=sent)
+    await poll(hass, freezer, 180)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    assert events(hass, seen) == []
+    await poll(hass, freezer, 120)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    assert events(hass, seen) == ["lost"]
+
+
+@pytest.mark.parametrize(
+    ("registered_again", "register_times"),
+    [(True, True), (False, True), (False, False)],
+    ids=["registered again", "not registered again", "without register times"],
+)
+async def test_a_reload_that_meets_a_pending_refresh_is_not_a_loss(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    registered_again: bool,
+    register_times: bool,
+) -> None:
+    """A reload during a refresh's REGISTER: no loss until the next tick registers.
+
+    NOT_REGISTERED while enabled, right after a refresh began: OpenSIPS
+    registers again at its next timer tick, and the old binding takes calls
+    meanwhile. Lost only when that tick and a reply's grace have passed.
+    """
+    fake.clock = time.time
+    # Without register times the ticks are not known: a default timer's
+    # from the reload bounds it.
+    no_times = {} if register_times else {"last_register_sent": None}
+    fake.add_agent("Front desk", FRONT_DESK, **no_times)
+    await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    seen: list[str] = []
+    refresh_sent(fake, "REGISTERING_STATE", 10)
+    if not register_times:
+        fake.agents[FRONT_DESK].last_register_sent = None
+    await poll(hass, freezer)
+    sent = fake.agents[FRONT_DESK].last_register_sent
+    # Reloaded: the REGISTER's reply is dropped, its time still shown.
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE", last_register_sent=sent)
+    await poll(hass, freezer)
+    assert hass.states.get(STATE).state == "not_registered"
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    if registered_again:
+        fake.set_state(FRONT_DESK, "REGISTERED_STATE")
+    # The next tick (at most 100 s after the reload) and 35 s have passed.
+    await poll(hass, freezer, 90)
+    await poll(hass, freezer, 60)
+    assert hass.states.get(REGISTERED).state == (
+        STATE_ON if registered_again else STATE_OFF
+    )
+    assert events(hass, seen) == ([] if registered_again else ["lost"])
+
+
+async def test_a_reload_holds_no_longer_than_the_binding(
     hass: HomeAssistant,
     fake: FakeTelzino,
     fake_url: str,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Without lastRegisterSent, a refresh counts as one for five minutes."""
+    """A binding that expires before the next tick takes no calls after its expiry."""
     await registered_for_an_hour(hass, fake, fake_url)
     seen: list[str] = []
-    fake.set_state(FRONT_DESK, "REGISTERING_STATE", last_register_sent=None)
-    await poll(hass, freezer, 60)
+    refresh_sent(fake, "REGISTERING_STATE", 10)
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE", expires=time.time() + 30)
+    await poll(hass, freezer, 20)
     assert hass.states.get(REGISTERED).state == STATE_ON
-    await poll(hass, freezer, 180)
-    assert hass.states.get(REGISTERED).state == STATE_ON
-    await poll(hass, freezer, 120)
+    await poll(hass, freezer, 20)
     assert hass.states.get(REGISTERED).state == STATE_OFF
     assert events(hass, seen) == ["lost"]
+
+
+async def test_a_disable_that_meets_a_pending_refresh_is_no_loss_either(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """NOT_REGISTERED with the registration disabled: a choice, shown at once."""
+    await registered_for_an_hour(hass, fake, fake_url)
+    seen: list[str] = []
+    refresh_sent(fake, "REGISTERING_STATE", 10)
+    await poll(hass, freezer)
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE", enabled=False)
+    await poll(hass, freezer)
+    assert hass.states.get(REGISTERED).state == STATE_OFF
+    assert events(hass, seen) == ["disabled"]
+
+
+async def test_a_host_clock_far_off_is_a_repair_issue(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Ten minutes off Telzino's clock: a repair issue says so, and goes once fixed.
+
+    Meanwhile the signal holds: the refresh in progress is judged on Telzino's
+    clock.
+    """
+    skew = [-600.0]
+    fake.clock = lambda: time.time() + skew[0]
+    fake.date_from_clock = True
+    fake.add_agent("Front desk", FRONT_DESK)
+    entry = await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    issue_id = f"clock_offset_{entry.entry_id}"
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "account": entry.title,
+        "minutes": "10",
+    }
+    refresh_sent(fake, "REGISTERING_STATE", 20)
+    await poll(hass, freezer)
+    assert hass.states.get(REGISTERED).state == STATE_ON
+    # The host's clock is set right: once most recent answers show it.
+    skew[0] = 0.0
+    for _ in range(10):
+        await poll(hass, freezer)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_registering_without_a_registration_before_is_not_registered(

@@ -7,8 +7,8 @@ merging itself is tested in test_history.py).
 Asserted: every state change the fake made shows at that agent's next
 successful poll; status requests equal polls x agents plus the retries after
 expired tokens; each agent's events fire at exactly the polls where its
-reading changed (the documented rule: a refresh in progress can receive calls
-until 35 s after its REGISTER); after warm-up, memory
+reading changed (the documented rules of a binding seen registered that
+still holds, modelled by `can_receive_calls`); after warm-up, memory
 outside the outage history grows by under 128 KiB over the last third of the
 run (settling is over by then, a leak is not), and the history holds no
 more than its limits allow (one span per reading of the last day, one per
@@ -18,6 +18,7 @@ left behind (the test harness's own check at teardown).
 
 import asyncio
 from bisect import bisect_right
+from dataclasses import dataclass, field
 from datetime import timedelta
 import gc
 import logging
@@ -35,8 +36,9 @@ from homeassistant.helpers import storage
 import pytest
 
 from custom_components.telzino.api import RegistrationState
-from custom_components.telzino.const import REFRESH_REPLY_GRACE
+from custom_components.telzino.const import REFRESH_GRACE, REFRESH_REPLY_GRACE
 from custom_components.telzino.history import DAY, MERGE_INTO, RAW_FOR, Span
+from custom_components.telzino.watch import DEFAULT_TIMER
 from scripts.fake_telzino import AGENTS, STATES, STATUS, TOKEN, FakeTelzino
 from tests.common import make_entry, setup_entry
 
@@ -79,26 +81,54 @@ pytestmark = [
 ]
 
 
-def can_receive_calls(
-    truth: str, agent_id: str, registered: set[str], fake: FakeTelzino
-) -> bool:
-    """Tell whether the agent is registered, or refreshing in time.
+@dataclass
+class Oracle:
+    """What the documented rules remember of each agent (see docs/how-it-works.md)."""
 
-    A refresh: a REGISTER after a registration seen at the last reading. In
-    time: within 35 s of that REGISTER (a SIP transaction times out at 30 s).
+    # When each agent was last seen registered, and its REGISTER's time then.
+    seen: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    # For a NOT_REGISTERED after it (a reload that met a refresh): until when.
+    reregister_by: dict[str, float] = field(default_factory=dict)
+
+
+def can_receive_calls(
+    truth: str, agent_id: str, oracle: Oracle, fake: FakeTelzino
+) -> bool:
+    """Tell whether the agent is registered, or its binding seen registered still holds.
+
+    A refresh (a REGISTER after a registration seen at the last reading):
+    within 35 s of that REGISTER (a SIP transaction times out at 30 s), or
+    within 5 minutes of when it was seen registered when the REGISTER's time
+    did not move. NOT_REGISTERED after it, while enabled (a reload that met a
+    refresh): until the registrant's next tick (the default timer, with the
+    refresh watch off) and 35 s.
     """
+    agent = fake.agents[agent_id]
+    now, sent = time.time(), agent.last_register_sent
     if truth == "REGISTERED_STATE":
-        registered.add(agent_id)
+        oracle.seen[agent_id] = (now, sent)
+        oracle.reregister_by.pop(agent_id, None)
         return True
-    sent = fake.agents[agent_id].last_register_sent
-    if (
-        truth in REFRESHING
-        and agent_id in registered
-        and sent is not None
-        and time.time() < sent + REFRESH_REPLY_GRACE.total_seconds()
-    ):
+    until = None
+    if (seen := oracle.seen.get(agent_id)) is not None:
+        seen_at, seen_sent = seen
+        if truth in REFRESHING:
+            moved = sent is not None and (seen_sent is None or sent > seen_sent)
+            until = (
+                sent + REFRESH_REPLY_GRACE.total_seconds()
+                if moved and sent is not None
+                else seen_at + REFRESH_GRACE.total_seconds()
+            )
+        elif truth == "NOT_REGISTERED_STATE" and agent.enabled is not False:
+            until = oracle.reregister_by.setdefault(
+                agent_id, now + DEFAULT_TIMER + REFRESH_REPLY_GRACE.total_seconds()
+            )
+            if agent.expires:
+                until = min(until, agent.expires)
+    if until is not None and now < until:
         return True
-    registered.discard(agent_id)
+    oracle.seen.pop(agent_id, None)
+    oracle.reregister_by.pop(agent_id, None)
     return False
 
 
@@ -191,7 +221,7 @@ async def test_soak(
     # The event entity's view, modelled here: can the agent receive calls (a
     # refresh counts within 35 s of its REGISTER), and in which state.
     last_reading = dict.fromkeys(ids, (True, "registered"))
-    registered = set(ids)
+    oracle = Oracle(seen={agent_id: (time.time(), None) for agent_id in ids})
     transitions = changes = agent_faults = outages = token_expiries = 0
     fake.reset_stats()
     for index in range(polls):
@@ -255,7 +285,7 @@ async def test_soak(
                 transitions += 1
                 last_seen[agent_id] = truth
             reading = (
-                can_receive_calls(truth, agent_id, registered, fake),
+                can_receive_calls(truth, agent_id, oracle, fake),
                 RegistrationState.from_api(truth).value,
             )
             if reading != last_reading[agent_id] and not (

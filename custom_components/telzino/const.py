@@ -45,6 +45,7 @@ REFRESH_GRACE: Final = timedelta(minutes=5)
 ISSUE_WRONG_CREDENTIALS: Final = "wrong_credentials"
 ISSUE_AGENT_NOT_FOUND: Final = "agent_not_found"
 ISSUE_REQUEST_BUDGET: Final = "request_budget"
+ISSUE_CLOCK_OFFSET: Final = "clock_offset"
 
 # Entity keys renamed since an earlier release: old unique-ID suffix -> new.
 UNIQUE_ID_SUFFIX_MIGRATION: Final = {"registration_timeout": "registration_interval"}

@@ -37,6 +37,7 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     ISSUE_AGENT_NOT_FOUND,
+    ISSUE_CLOCK_OFFSET,
     ISSUE_REQUEST_BUDGET,
     ISSUE_WRONG_CREDENTIALS,
     LOGGER,
@@ -57,8 +58,10 @@ READ_SLACK: Final = timedelta(seconds=5)
 STALE_INTERVALS: Final = 3
 # While the API fails, one request this often asks whether it is back.
 OUTAGE_PROBE: Final = timedelta(seconds=15)
-# A repair issue when the budget stretches the interval past this factor.
+# A repair issue when the budget stretches the interval past this factor ...
 BUDGET_ISSUE_FACTOR: Final = 2
+# ... and when this host's clock is this far from Telzino's.
+CLOCK_ISSUE_OFFSET: Final = timedelta(minutes=5)
 
 # OpenSIPS refreshes a binding by registering again; until the old binding
 # expires the agent still receives calls.
@@ -127,6 +130,21 @@ class _LastRead(NamedTuple):
     stays_until: datetime | None
 
 
+@dataclass(slots=True)
+class _Binding:
+    """A binding seen registered, which may take calls while not registered."""
+
+    agent_id: str
+    # When it was last seen registered, and its lastRegisterSent then (on the
+    # API's clock, as the API gave it).
+    seen: datetime
+    sent: datetime | None
+    # When a reload that met its refresh must have registered it again.
+    reregister_by: datetime | None = None
+    # Until when the last reading still means it takes calls.
+    holds_until: datetime | None = None
+
+
 def issue_id(kind: str, agent_id: str) -> str:
     """Return the repair issue ID of one agent (agent IDs are unique across entries)."""
     return f"{kind}_{agent_id}"
@@ -164,9 +182,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         # the budget's pace has saved as many.
         self._agent_list_requests = 0
         self._agents_unavailable: set[str] = set()
-        # When each agent was last seen registered: a REGISTERING after it is
-        # a refresh, not a loss.
-        self._registered_at: dict[str, datetime] = {}
+        # The bindings seen registered, which may still take calls while the
+        # agent is not registered (a refresh in progress, a reload).
+        self._bindings: dict[str, _Binding] = {}
         # Extra single-agent polls around predicted refreshes (an option).
         self.watch: RefreshWatch | None = (
             RefreshWatch() if entry.options.get(CONF_WATCH_REFRESH, True) else None
@@ -185,6 +203,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._next_expiry: datetime | None = None
         self._expiry_interval: timedelta | None = None
         self._budget_issue = False
+        self._clock_issue = False
         self._budget_figures: tuple[int, int | None] | None = None
         self.budget_signal = f"{DOMAIN}_{entry.entry_id}_budget"
         self.history = TelzinoHistory(hass, entry.entry_id)
@@ -349,6 +368,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         )
         self._plan_next_step(now, looks_allowed)
         self._update_budget_issue()
+        self._update_clock_issue()
         return data
 
     def _merge(
@@ -365,8 +385,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 or AgentData(name=self._agent_name(agent_id), status=None)
                 for agent_id in self.watched
             }
-            for agent_id in self._registered_at.keys() - data.keys():
-                del self._registered_at[agent_id]
+            for agent_id in self._bindings.keys() - data.keys():
+                del self._bindings[agent_id]
             for gone in self._last_read.keys() - data.keys():
                 del self._last_read[gone]
             if self.watch is not None:
@@ -376,18 +396,21 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             data = dict(previous)
         # Repair issues and logs follow changes: most steps change nothing.
         changed: dict[str, AgentData] = {}
+        offset = self.client.server_clock.offset
         for agent_id, result in results.items():
             if isinstance(result, TelzinoRateLimitedError) or agent_id not in data:
                 continue
             before = data[agent_id]
-            agent = self._agent_data(agent_id, result, now, before)
-            if isinstance(result, RegistrationStatus):
+            agent = self._agent_data(agent_id, result, now, before, offset)
+            if agent.status is not None:
                 if self.watch is not None:
-                    self.watch.observe(agent_id, result, now)
+                    self.watch.observe(agent_id, agent.status, now)
                 self._last_read[agent_id] = _LastRead(
                     now,
                     self.schedule.effective_interval,
-                    self._predicted_change(agent_id, result, agent.can_receive_calls),
+                    self._predicted_change(
+                        agent_id, agent.status, agent.can_receive_calls
+                    ),
                 )
             elif self.watch is not None:
                 self.watch.observe(agent_id, None, now)
@@ -411,15 +434,17 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         """Until when a reading provably stays what OpenSIPS has; None: not at all.
 
         OpenSIPS changes a registered binding only at its refresh (or when the
-        registration is disabled or reloaded), a refresh in progress within its
-        SIP transaction, and a failed registration at its next attempt.
+        registration is disabled or reloaded); a binding that still holds
+        without being registered (see `_binding_holds_until`) keeps taking
+        calls until its deadline; a failed registration changes at its next
+        attempt.
         """
         look_margin = REPLY_MARGIN + TICK_SLACK + STEP + READ_SLACK
         if status.is_registered:
             refresh = None if self.watch is None else self.watch.refresh_due(agent_id)
             return None if refresh is None else refresh + look_margin
-        if can_receive_calls and status.last_register_sent is not None:
-            return status.last_register_sent + REFRESH_REPLY_GRACE
+        if can_receive_calls:
+            return self._bindings[agent_id].holds_until
         attempt = self.next_attempt(agent_id, status)
         return None if attempt is None else attempt + look_margin
 
@@ -536,20 +561,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if limited == self._budget_issue:
             return
         self._budget_issue = limited
-        issue = f"{ISSUE_REQUEST_BUDGET}_{self.config_entry.entry_id}"
         if not limited:
-            ir.async_delete_issue(self.hass, DOMAIN, issue)
+            self._set_account_issue(ISSUE_REQUEST_BUDGET, placeholders=None)
             return
         agents = self.schedule.agents
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            issue,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_REQUEST_BUDGET,
-            translation_placeholders={
+        self._set_account_issue(
+            ISSUE_REQUEST_BUDGET,
+            placeholders={
                 "account": self.config_entry.title,
                 "agents": str(agents),
                 "configured": str(round(self.scan_interval.total_seconds())),
@@ -562,6 +580,48 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     round(BUDGET_ISSUE_FACTOR * self.scan_interval.total_seconds())
                 ),
             },
+        )
+
+    def _update_clock_issue(self) -> None:
+        """Raise a repair issue while this host's clock is far from Telzino's.
+
+        The API's times are moved onto this clock, so the signal holds; but
+        they then differ from what Telzino shows, and every other time Home
+        Assistant keeps (logs, history, automations) is off by as much.
+        """
+        offset = self.client.server_clock.offset
+        off = abs(offset) > CLOCK_ISSUE_OFFSET.total_seconds()
+        if off == self._clock_issue:
+            return
+        self._clock_issue = off
+        if not off:
+            self._set_account_issue(ISSUE_CLOCK_OFFSET, placeholders=None)
+            return
+        self._set_account_issue(
+            ISSUE_CLOCK_OFFSET,
+            placeholders={
+                "account": self.config_entry.title,
+                "minutes": str(round(abs(offset) / 60)),
+            },
+        )
+
+    def _set_account_issue(
+        self, kind: str, placeholders: dict[str, str] | None
+    ) -> None:
+        """Raise the account's repair issue of this kind, or clear it (None)."""
+        issue = f"{kind}_{self.config_entry.entry_id}"
+        if placeholders is None:
+            ir.async_delete_issue(self.hass, DOMAIN, issue)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=kind,
+            translation_placeholders=placeholders,
             data={"entry_id": self.config_entry.entry_id},
         )
 
@@ -632,10 +692,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         result: RegistrationStatus | TelzinoError,
         now: datetime,
         previous: AgentData | None,
+        offset: float,
     ) -> AgentData:
         """Return what a reading says of an agent; `previous` if nothing changed.
 
-        So a changed agent is one whose data is not the previous object.
+        So a changed agent is one whose data is not the previous object. Its
+        times are moved onto Home Assistant's clock: `offset` is how far the
+        API's clock is ahead.
         """
         name = self._agent_name(agent_id)
         if isinstance(result, TelzinoError):
@@ -643,40 +706,96 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                 name=name, status=None, error=StatusError.from_exception(result)
             )
         else:
-            can_receive_calls = self._can_receive_calls(agent_id, result, now)
+            status = result.shifted(-offset)
+            can_receive_calls = self._can_receive_calls(
+                agent_id, status, now, result.last_register_sent
+            )
             if (
                 previous is not None
-                # The client hands back the same status for an unchanged answer.
-                and previous.status is result
+                # The client hands back the same status for an unchanged answer
+                # (moved onto this clock, an equal one: compared below).
+                and previous.status is status
                 and previous.can_receive_calls is can_receive_calls
                 and previous.name == name
             ):
                 # Most polls: no new object, no field-by-field comparison.
                 return previous
             agent = AgentData(
-                name=name, status=result, can_receive_calls=can_receive_calls
+                name=name, status=status, can_receive_calls=can_receive_calls
             )
         return previous if agent == previous else agent
 
     def _can_receive_calls(
-        self, agent_id: str, status: RegistrationStatus, now: datetime
+        self,
+        agent_id: str,
+        status: RegistrationStatus,
+        now: datetime,
+        api_sent: datetime | None,
     ) -> bool:
-        """Tell whether the agent receives calls: registered, or refreshing in time."""
+        """Tell whether the agent receives calls: registered, or its binding still holds.
+
+        `status` is on Home Assistant's clock; `api_sent` is its
+        lastRegisterSent as the API gave it (on the API's clock).
+        """
         if status.is_registered:
-            self._registered_at[agent_id] = now
+            self._bindings[agent_id] = _Binding(agent_id, now, api_sent)
             return True
-        if status.state in REFRESH_STATES and (
-            seen := self._registered_at.get(agent_id)
-        ):
-            # A refresh of a binding seen registered: it is answered, or times
-            # out, within a SIP transaction of its REGISTER.
-            sent = status.last_register_sent
-            if sent is not None and now < sent + REFRESH_REPLY_GRACE:
+        binding = self._bindings.get(agent_id)
+        if binding is not None:
+            binding.holds_until = self._binding_holds_until(
+                binding, status, now, api_sent
+            )
+            if binding.holds_until is not None and now < binding.holds_until:
                 return True
-            if sent is None and now - seen < REFRESH_GRACE:
-                return True
-        self._registered_at.pop(agent_id, None)
+            del self._bindings[agent_id]
         return False
+
+    def _binding_holds_until(
+        self,
+        binding: _Binding,
+        status: RegistrationStatus,
+        now: datetime,
+        api_sent: datetime | None,
+    ) -> datetime | None:
+        """Until when a binding seen registered still takes calls (None: it does not).
+
+        - A refresh in progress (REGISTERING, AUTHENTICATING): until its
+          REGISTER is answered or has timed out. Its start is known only from
+          a lastRegisterSent later than the one seen while registered; one
+          that did not move (an API that lags, or does not update it) says
+          nothing, and a bounded grace from when it was last seen registered
+          applies, as for none at all.
+        - A reload that met a refresh still waiting for its reply
+          (NOT_REGISTERED, enabled, before the binding's expiry): OpenSIPS
+          registers it again at its next timer tick. That deadline is set at
+          the first such reading; later ones do not move it.
+        """
+        if status.state in REFRESH_STATES:
+            sent = status.last_register_sent
+            if (
+                sent is not None
+                and api_sent is not None
+                and (binding.sent is None or api_sent > binding.sent)
+            ):
+                return sent + REFRESH_REPLY_GRACE
+            return binding.seen + REFRESH_GRACE
+        if (
+            status.state is not RegistrationState.NOT_REGISTERED
+            or status.enabled is False
+        ):
+            return None
+        if binding.reregister_by is None:
+            tick = (
+                None
+                if self.watch is None
+                else self.watch.next_tick(binding.agent_id, now)
+            )
+            binding.reregister_by = (
+                tick or now + timedelta(seconds=DEFAULT_TIMER)
+            ) + REFRESH_REPLY_GRACE
+        if status.expires is None:
+            return binding.reregister_by
+        return min(binding.reregister_by, status.expires)
 
     def _agent_name(self, agent_id: str) -> str:
         agent = self.account_agents.get(agent_id)

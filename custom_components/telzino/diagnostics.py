@@ -34,6 +34,11 @@ async def async_get_config_entry_diagnostics(
             else None,
             "all_agents": coordinator.all_agents,
             "account_agent_count": len(coordinator.account_agents),
+            # How far Telzino's clock is ahead of this host's (from its answers'
+            # Date headers; None until one came).
+            "server_clock_offset_s": coordinator.client.server_clock.offset
+            if coordinator.client.server_clock.known
+            else None,
         },
         "request_budget": coordinator.budget_diagnostics(),
         "refresh_watch": None

@@ -29,7 +29,7 @@ from .const import DOMAIN, LOGGER
 DAY: Final = 86400.0
 KEEP: Final = 30 * DAY
 # Spans newer than this stay as read; older ones are merged into one per hour,
-# which bounds a flapping agent's history (see the README's limits).
+# which bounds a flapping agent's history (docs/how-it-works.md).
 RAW_FOR: Final = DAY
 MERGE_INTO: Final = 3600.0
 STORAGE_VERSION: Final = 2

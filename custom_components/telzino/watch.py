@@ -1,6 +1,6 @@
 """Refresh watch: look at an agent at the ticks its registration may refresh.
 
-OpenSIPS' uac_registrant (measured on the real module, see the README) sends
+OpenSIPS' uac_registrant (measured on the real module, docs/how-it-works.md) sends
 every REGISTER at a tick of its timer, once every `timer_interval` (TI, 100 s
 by default) per registration, so an agent's ticks are its `lastRegisterSent`
 plus whole TIs. A registered binding is refreshed at the first tick at or
@@ -169,6 +169,13 @@ class RefreshWatch:
         """When OpenSIPS will next try to register a failed agent, if known."""
         watch = self._agents.get(agent_id)
         return None if watch is None else watch.next_attempt
+
+    def next_tick(self, agent_id: str, after: datetime) -> datetime | None:
+        """Return the agent's first timer tick at or after `after`, if its ticks are known."""
+        watch = self._agents.get(agent_id)
+        if watch is None or watch.last_register_sent is None:
+            return None
+        return _tick_at_or_after(watch.last_register_sent, watch.timer, after)
 
     def refresh_due(self, agent_id: str) -> datetime | None:
         """Return the first tick at which the agent's binding may refresh, if known.

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 import math
 import random
 import secrets
@@ -101,8 +102,14 @@ class FakeTelzino:
         token_lifetime: int = 86400,
         latency: float = 0.0,
         clock: Callable[[], float] = time.time,
+        date_from_clock: bool = True,
     ) -> None:
-        """Start with no agents and one known client."""
+        """Start with no agents and one known client.
+
+        `clock` is the server's: its times, rate-limit windows and tokens
+        follow it, and so does the `Date` of its answers unless
+        `date_from_clock` is off (a test clock that is not a wall clock).
+        """
         self.clients: dict[str, str] = {CLIENT_ID: CLIENT_SECRET}
         self.tokens: dict[str, float] = {}
         # Every token ever issued, for tests that look for leaks.
@@ -110,6 +117,7 @@ class FakeTelzino:
         self.token_lifetime = token_lifetime
         self.latency = latency
         self.clock = clock
+        self.date_from_clock = date_from_clock
         self.agents: dict[str, FakeAgent] = {}
         # Agents whose state the registrant model drives (see registrant.py).
         self.registrants: dict[str, Registrant] = {}
@@ -263,7 +271,9 @@ class FakeTelzino:
             # Every request counts, the token and agent list included.
             self.stats.rate_limited += 1
             return web.json_response(
-                {"error": "Too many requests"}, status=429, headers=budget
+                {"error": "Too many requests"},
+                status=429,
+                headers={**budget, **self._date()},
             )
         stats = self.stats
         stats.in_flight += 1
@@ -274,11 +284,19 @@ class FakeTelzino:
             stats.in_flight -= 1
         if endpoint := request.get("endpoint"):
             stats.responses[endpoint, response.status] += 1
+        if not response.prepared:
+            response.headers.update(self._date())
         if budget and not response.prepared:
             response.headers.update(budget)
         if self.close_connections and not response.prepared:
             response.force_close()
         return response
+
+    def _date(self) -> dict[str, str]:
+        """Return the `Date` header of an answer: the server's clock, as a real one shows it."""
+        if not self.date_from_clock:
+            return {}  # aiohttp's own: this host's clock
+        return {"Date": formatdate(self.clock(), usegmt=True)}
 
     async def _apply_fault(
         self, request: web.Request, endpoint: str, agent_id: str | None = None

@@ -35,6 +35,7 @@ from .models import (
     RegistrationState,
     RegistrationStatus,
 )
+from .server_clock import ServerClock
 
 __all__ = [
     "API_STATE_NAMES",
@@ -48,6 +49,7 @@ __all__ = [
     "RegistrationState",
     "RegistrationStatus",
     "RequestBudget",
+    "ServerClock",
     "TelzinoAuthenticationError",
     "TelzinoClient",
     "TelzinoConnectionError",

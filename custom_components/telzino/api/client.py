@@ -39,6 +39,7 @@ from .models import (
     Credentials,
     RegistrationStatus,
 )
+from .server_clock import ServerClock
 
 DEFAULT_API_URL: Final = "https://api.telzino.com"
 TOKEN_AUDIENCE: Final = "https://api.telzino.com/"  # noqa: S105  # not a secret
@@ -134,6 +135,8 @@ class TelzinoClient:
         self._headers_of: tuple[str | None, dict[str, str]] = (None, {})
         # Every request passes it: nothing leaves while the API asked to wait.
         self.budget = RequestBudget(self._clock)
+        # The server's clock, from its answers' Date headers.
+        self.server_clock = ServerClock()
         self._status_endpoints: dict[str, _StatusEndpoint] = {}
 
     async def close(self) -> None:
@@ -270,6 +273,7 @@ class TelzinoClient:
                 else await self._get_token(stale)
             )
             self.budget.check()
+            sent = time.time()
             try:
                 async with self._http().get(
                     url,
@@ -279,6 +283,9 @@ class TelzinoClient:
                     allow_redirects=False,
                 ) as response:
                     self.budget.record(response.status, response.headers, learn=paced)
+                    self.server_clock.record(
+                        response.headers.get("Date"), sent, time.time()
+                    )
                     if (
                         response.status == 401
                         and stale is None
@@ -334,6 +341,7 @@ class TelzinoClient:
     async def _fetch_token(self, credentials: ClientCredentials) -> tuple[str, float]:
         what = "POST /oauth/token"
         self.budget.check()
+        sent = time.time()
         try:
             async with self._http().post(
                 f"{self._api_url}/oauth/token",
@@ -348,6 +356,9 @@ class TelzinoClient:
                 allow_redirects=False,
             ) as response:
                 self.budget.record(response.status, response.headers)
+                self.server_clock.record(
+                    response.headers.get("Date"), sent, time.time()
+                )
                 raw = await _read_checked(response, MAX_BODY_BYTES, what)
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _connection_error(err, what) from err

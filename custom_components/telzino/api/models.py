@@ -1,13 +1,16 @@
 """What the Telzino API returns, parsed into typed, immutable models."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 import math
 from typing import Any, Final, Self
 
 from .exceptions import TelzinoInvalidResponseError
+
+# A Unix time above this is in milliseconds (in seconds it would be year 5138).
+_MILLISECONDS_ABOVE: Final = 1e11
 
 
 class RegistrationState(StrEnum):
@@ -88,10 +91,23 @@ class RegistrationStatus:
             is_registered=is_registered,
             enabled=_parse_enabled(data.get("enabled")),
             expires=_parse_unix_time(data.get("expires")),
-            last_register_sent=_parse_iso_time(data.get("lastRegisterSent")),
+            last_register_sent=_parse_time(data.get("lastRegisterSent")),
             # The API calls the requested binding lifetime "registrationTimeout".
             registration_interval=_parse_seconds(data.get("registrationTimeout")),
             error_message=message if isinstance(message, str) and message else None,
+        )
+
+    def shifted(self, seconds: float) -> Self:
+        """Return the status with its times moved by `seconds`, onto another clock."""
+        if not seconds:
+            return self
+        delta = timedelta(seconds=seconds)
+        return replace(
+            self,
+            expires=None if self.expires is None else self.expires + delta,
+            last_register_sent=None
+            if self.last_register_sent is None
+            else self.last_register_sent + delta,
         )
 
 
@@ -172,9 +188,19 @@ def _parse_unix_time(value: Any) -> datetime | None:
         return None
 
 
-def _parse_iso_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def _parse_time(value: Any) -> datetime | None:
+    """Parse an ISO 8601 time (any offset; none is UTC) or a Unix time; junk is None."""
+    if isinstance(value, str) and not (value := value.strip()):
         return None
+    if not isinstance(value, str) or _looks_numeric(value):
+        if (
+            isinstance(value, (int, float, str))
+            and not isinstance(value, bool)
+            and abs(float(value)) > _MILLISECONDS_ABOVE
+        ):
+            # Milliseconds, as JavaScript gives them.
+            value = float(value) / 1000
+        return _parse_unix_time(value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -183,6 +209,14 @@ def _parse_iso_time(value: Any) -> datetime | None:
         parsed = parsed.replace(tzinfo=UTC)
     parsed = parsed.astimezone(UTC)
     return parsed if parsed.year > 1970 else None
+
+
+def _looks_numeric(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_seconds(value: Any) -> int | None:
