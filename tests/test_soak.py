@@ -342,7 +342,7 @@ async def test_soak(
         "agent list requests": fake.stats.requests[AGENTS],
         "memory growth after warm-up (KiB)": round(growth / 1024, 1),
         "of it in the history (KiB)": round(history_growth / 1024, 1),
-        "outside the history, last third (KiB)": round(other_growth / 1024, 1),
+        "outside the history over the last third (KiB)": round(other_growth / 1024, 1),
         "history spans": spans,
         "history in memory (KiB)": round(held / 1024, 1),
         "history bound (KiB)": round(history_bound / 1024, 1),

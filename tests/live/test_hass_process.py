@@ -14,7 +14,13 @@ import time
 from homeassistant.const import __version__ as pinned_version
 import pytest
 
-from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FRONT_DESK, FakeTelzino
+from scripts.fake_telzino import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    FRONT_DESK,
+    SALES_LINE,
+    FakeTelzino,
+)
 from scripts.live_ha import ROOT, free_port, run_home_assistant
 from tests.live.logs import integration_errors
 
@@ -55,10 +61,15 @@ async def test_real_home_assistant(
     """Onboarding, setup and options over REST; a lost registration shows within a poll.
 
     On the Home Assistant the test plugin pins and on the newest release.
+    Telzino's clock runs 60 s behind the host's: a refresh in progress keeps
+    Registered on and fires no event meanwhile.
     """
     python = HOME_ASSISTANTS[home_assistant]
     assert python.exists(), f"{python} is missing: run scripts/setup"
-    fake.clock = time.time  # the real Home Assistant runs on real time
+    # The real Home Assistant runs on real time; the API's clock, which its
+    # answers' Date headers show, a minute behind.
+    fake.clock = lambda: time.time() - 60
+    fake.date_from_clock = True
     config_dir = tmp_path / "config"
     async with run_home_assistant(config_dir, free_port(), python=str(python)) as hass:
         await hass.onboard()
@@ -92,7 +103,22 @@ async def test_real_home_assistant(
             == "Front desk Registration state"
         )
 
+        sales_line_event = states["event.sales_line_registration"]["state"]
+        # A refresh whose REGISTER goes now, stamped on the API's clock.
+        fake.set_state(SALES_LINE, "REGISTERING_STATE", last_register_sent=fake.clock())
         fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+
+        async def refreshing() -> bool:
+            states = await hass.states()
+            return states["sensor.sales_line_registration_state"]["state"] == (
+                "registering"
+            )
+
+        async with asyncio.timeout(40):
+            await eventually(refreshing)
+        states = await hass.states()
+        assert states["binary_sensor.sales_line_registered"]["state"] == "on"
+        fake.set_state(SALES_LINE, "REGISTERED_STATE")
 
         async def lost_and_reported() -> bool:
             states = await hass.states()
@@ -113,6 +139,7 @@ async def test_real_home_assistant(
             await eventually(lost_and_reported)
         states = await hass.states()
         assert states["binary_sensor.sales_line_registered"]["state"] == "on"
+        assert states["event.sales_line_registration"]["state"] == sales_line_event
         exit_code = await hass.stop()
 
     assert exit_code == 0
