@@ -28,6 +28,7 @@ from .const import (
 )
 from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
 from .history import TelzinoHistory
+from .store import AccountStore
 
 # Set up in this order, one after the other: Home Assistant adds at most
 # 10,000 enabled entities per config entry, fewer than the sensors of a
@@ -67,8 +68,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> b
     await er.async_migrate_entries(hass, entry.entry_id, migrate_unique_id)
 
     coordinator = TelzinoCoordinator(hass, entry, create_client(hass, dict(entry.data)))
-    # Before the first poll, so that a loss that outlasted a restart goes on.
+    # Before the first poll, so that a loss that outlasted a restart goes on,
+    # and the agents and budget known before are read at the pace learned.
     await coordinator.history.async_load()
+    await coordinator.async_restore()
     await coordinator.async_config_entry_first_refresh()
     entry.async_on_unload(coordinator.history.async_start())
     entry.runtime_data = coordinator
@@ -78,18 +81,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> b
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> bool:
-    """Unload a config entry; its history is saved first, as it stands now."""
+    """Unload a config entry; its history and account state are saved first."""
     await entry.runtime_data.history.async_unload()
+    await entry.runtime_data.async_save()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: TelzinoConfigEntry) -> None:
-    """Drop the repair issues and the stored history of a removed entry's agents."""
+    """Drop the repair issues and the stored history and state of a removed entry."""
     registry = ir.async_get(hass)
     for (domain, issue_id), issue in list(registry.issues.items()):
         if domain == DOMAIN and (issue.data or {}).get("entry_id") == entry.entry_id:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
     await TelzinoHistory(hass, entry.entry_id).async_remove()
+    await AccountStore(hass, entry.entry_id).async_remove()
 
 
 async def async_remove_config_entry_device(

@@ -46,6 +46,7 @@ from .const import (
 )
 from .history import Reading, TelzinoHistory
 from .schedule import MIN_STEP, STEP, ReadSchedule
+from .store import AccountStore, agents_to_store
 from .watch import DEFAULT_TIMER, REPLY_MARGIN, TICK_SLACK, RefreshWatch, next_attempt
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
@@ -207,6 +208,37 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._budget_figures: tuple[int, int | None] | None = None
         self.budget_signal = f"{DOMAIN}_{entry.entry_id}_budget"
         self.history = TelzinoHistory(hass, entry.entry_id)
+        self.store = AccountStore(hass, entry.entry_id)
+        self._stored_budget: tuple[Any, ...] | None = None
+
+    async def async_restore(self) -> None:
+        """Start from the agents and budget stored by the last run.
+
+        So that a reload or restart whose agent list is refused, or that
+        meets a rate limit, reads the agents it knew at the pace it learned.
+        """
+        agents, budget = await self.store.async_load()
+        self.client.budget.restore(budget)
+        self._stored_budget = self._budget_to_store()
+        if agents:
+            self.account_agents = {agent.id: agent for agent in agents}
+            if self.all_agents:
+                self.watched = list(self.account_agents)
+
+    async def async_save(self) -> None:
+        """Store the agents and budget now (the entry unloads)."""
+        await self.store.async_save(self._data_to_store())
+
+    def _data_to_store(self) -> dict[str, Any]:
+        return {
+            "agents": agents_to_store(list(self.account_agents.values())),
+            "budget": self.client.budget.learned(),
+        }
+
+    def _budget_to_store(self) -> tuple[Any, ...]:
+        """Return what is worth writing when it changes: the rate, each 429's wait."""
+        budget = self.client.budget
+        return (budget.source, budget.limit_rate, budget.window, budget.rate_limited)
 
     @override
     async def _async_update_data(self) -> dict[str, AgentData]:
@@ -369,6 +401,9 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self._plan_next_step(now, looks_allowed)
         self._update_budget_issue()
         self._update_clock_issue()
+        if (stored := self._budget_to_store()) != self._stored_budget:
+            self._stored_budget = stored
+            self.store.async_save_later(self._data_to_store)
         return data
 
     def _merge(
@@ -838,7 +873,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # devices are then named by agent ID.
             agents = []
         except (TelzinoConnectionError, TelzinoInvalidResponseError) as err:
-            if self._agents_listed_at is None:
+            if self._agents_listed_at is None and not self.account_agents:
                 raise
             LOGGER.debug("Keeping the known agent names: %s", err)
             return
@@ -847,6 +882,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self.account_agents = {agent.id: agent for agent in agents}
         if self.all_agents:
             self.watched = list(self.account_agents)
+        self.store.async_save_later(self._data_to_store)
         self._sync_devices()
 
     def _sync_devices(self) -> None:

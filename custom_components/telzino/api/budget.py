@@ -22,7 +22,7 @@ from email.utils import parsedate_to_datetime
 import math
 import re
 import time
-from typing import Final
+from typing import Any, Final
 
 from .exceptions import TelzinoRateLimitedError
 
@@ -192,6 +192,36 @@ class RequestBudget:
         margin = HEADER_MARGIN if self.source == "headers" else ESTIMATE_MARGIN
         return self.limit_rate * margin
 
+    def learned(self) -> dict[str, Any]:
+        """Return what was learned, to start from after a restart (see `restore`).
+
+        The wait the API asked for is kept as a wall-clock time: the budget's
+        own clock may not survive a restart.
+        """
+        return {
+            "source": self.source,
+            "limit_rate": self.limit_rate,
+            "window": self.window,
+            "sampled_rate": self._sampled_rate,
+            "blocked_until": time.time() + self.blocked_for(),
+        }
+
+    def restore(self, learned: Mapping[str, Any]) -> None:
+        """Start from what an earlier run learned (junk is ignored, as never learned).
+
+        A rate learned from 429s is probed upwards again from now; one from
+        headers stands until the next answer's headers.
+        """
+        source, rate = learned.get("source"), _positive(learned.get("limit_rate"))
+        if source in ("headers", "429s") and rate is not None:
+            self.source, self.limit_rate = source, rate
+            self.window = _positive(learned.get("window"))
+            self._sampled_rate = _positive(learned.get("sampled_rate"))
+            self._estimated_at = self._clock()
+        if (until := _positive(learned.get("blocked_until"))) is not None:
+            wait = min(until - time.time(), BACKOFF_MAX)
+            self.blocked_until = max(self.blocked_until, self._clock() + wait)
+
     def _learn_from_429(self, block_end: float) -> None:
         """Estimate the rate from what was accepted since the last block."""
         since = self._counting_since
@@ -247,6 +277,13 @@ class RequestBudget:
         self.remaining = None if remaining is None else int(remaining)
         self.reset_at = now + reset
         return True
+
+
+def _positive(value: Any) -> float | None:
+    """Return a positive finite number as a float; anything else is None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def _number(value: str | None) -> float | None:
