@@ -482,6 +482,26 @@ def test_disable_unregisters_and_enable_registers_at_once(
     assert at(fake, agent_id, 1_005_000.6) == "REGISTERED_STATE"
 
 
+def test_a_disable_during_a_pending_register_unregisters_after_its_reply(
+    fake: FakeTelzino, registered: tuple[str, Registrant]
+) -> None:
+    """As the module does: the 200 OK first, then the unREGISTER; enable registers."""
+    agent_id, registrant = registered
+    agent = fake.agents[agent_id]
+    registrant.set_behaviour(agent, "slow", 1_000_000.0)
+    assert at(fake, agent_id, 1_003_401.0) == "REGISTERING_STATE"
+    registrant.disable(agent, 1_003_402.0)
+    assert (agent.state, agent.enabled) == ("REGISTERING_STATE", False)
+    assert at(fake, agent_id, 1_003_408.0) == "AUTHENTICATING_STATE"
+    # The 200 OK at +16 s, and at once the unREGISTER.
+    assert at(fake, agent_id, 1_003_416.0) == "UNREGISTERING_STATE"
+    assert at(fake, agent_id, 1_003_424.0) == "AUTHENTICATING_UNREGISTER_STATE"
+    assert at(fake, agent_id, 1_003_432.0) == "NOT_REGISTERED_STATE"
+    assert at(fake, agent_id, 1_007_000.0) == "NOT_REGISTERED_STATE"
+    registrant.enable(agent, 1_007_000.5)
+    assert agent.state == "REGISTERING_STATE"
+
+
 def test_disabling_a_failed_registration_waits_for_its_retry(
     fake: FakeTelzino, registered: tuple[str, Registrant]
 ) -> None:

@@ -155,6 +155,10 @@ class Registrant:
             if due <= tick:
                 when, state = self.pending.pop(0)
                 self._enter(agent, state, when)
+                if state == "REGISTERED_STATE" and not agent.enabled:
+                    # Disabled while its REGISTER waited for the reply: the
+                    # module unREGISTERs as soon as the 200 OK is in.
+                    self._send_unregister(agent, when)
                 self.synced_at = max(self.synced_at, when)
             else:
                 self.synced_at = tick
@@ -281,7 +285,11 @@ class Registrant:
         agent.last_register_sent = None
 
     def disable(self, agent: FakeAgent, now: float) -> None:
-        """Disable the registration: unREGISTER a binding; a failed one waits."""
+        """Disable the registration: unREGISTER a binding; a failed one waits.
+
+        A REGISTER still waiting for its reply is answered first; the
+        unREGISTER follows the 200 OK (see `sync`).
+        """
         self.sync(agent, now)
         agent.enabled = False
         if agent.state == "REGISTERED_STATE":
