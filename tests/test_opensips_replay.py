@@ -81,12 +81,13 @@ class Registration:
 
         Its times on the API's clock, `api.ahead` of the trace's.
         """
-        state = next((state for t, state in reversed(self.events) if t <= now), None)
         fields = next((f for t, f in reversed(self.polls) if t <= now), None)
         if fields is None:
             return
         agent = self.agent
-        agent.state = f"{state}_STATE" if state else fields["state"]
+        # As reg_list shows it, the way Telzino serves it: its state with its
+        # own fields, not the event routes' (which reg_list may lag by a second).
+        agent.state = fields["state"]
         agent.enabled = fields["enabled"] == "yes"
         agent.registration_timeout = fields["expires"]
         rto, sent = fields["registration_t_out"], fields["last_register_sent"]
