@@ -22,7 +22,9 @@ and b (the default 100) with every fault above; `default_timer`, 10 minutes,
 registrant d (the default timer, 300 s registrations) with a wrong password,
 503 answers, disable, enable, reload and the registrar stopped; `capped`,
 6 minutes, registrant c (timer_interval 15) against a registrar that grants
-at most 40 s.
+at most 40 s; `pending`, 5 minutes, registrant e (timer_interval 10) whose
+registrar turns slow (8 s a reply), then reloads and disables registrations
+while their refresh's REGISTER waits for its reply.
 Only loopback addresses are used; everything started is stopped at the end.
 """
 
@@ -110,6 +112,10 @@ REGISTRANT_D: Final = Registrant(
     REGISTRAR,
     _records(("ok5", 300), ("wrongpw", 300), ("err503", 300), ("dis2", 300)),
 )
+# Commands that meet a REGISTER waiting for its reply (the registrar made slow).
+REGISTRANT_E: Final = Registrant(
+    "e", 5078, 10, REGISTRAR, _records(("pendrel", 60), ("pendis", 60), ("ok6", 60))
+)
 REGISTRANT_C: Final = Registrant(
     "c",
     5074,
@@ -168,7 +174,13 @@ class Lab:
         users = sorted(
             {
                 user
-                for r in (REGISTRANT_A, REGISTRANT_B, REGISTRANT_C, REGISTRANT_D)
+                for r in (
+                    REGISTRANT_A,
+                    REGISTRANT_B,
+                    REGISTRANT_C,
+                    REGISTRANT_D,
+                    REGISTRANT_E,
+                )
                 for user, _, _ in r.records
             }
             | {"new1"}
@@ -458,7 +470,69 @@ DEFAULT_TIMER: Final[list[Step]] = [
     (450, lambda lab: lab.start_registrar(REGISTRAR)),
     (600, lambda lab: lab.log("scenario end")),
 ]
-SCENARIOS: Final = {"main": MAIN, "capped": CAPPED, "default_timer": DEFAULT_TIMER}
+
+
+def _start_pending(lab: Lab) -> None:
+    lab.start_registrar(REGISTRAR)
+    time.sleep(1)
+    lab.start_registrant(REGISTRANT_E)
+
+
+def _when_pending(user: str, command: Callable[[Lab], None]) -> Callable[[Lab], None]:
+    """Run `command` as soon as `user`'s REGISTER waits for its reply."""
+
+    def step(lab: Lab) -> None:
+        aor = f"sip:{user}@127.0.0.1"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            records = (lab.mi("e", "reg_list") or {}).get("Records", [])
+            state = next((r["state"] for r in records if r["AOR"] == aor), None)
+            if state in ("REGISTERING_STATE", "AUTHENTICATING_STATE"):
+                lab.log(f"pending e/{user}", state=state)
+                command(lab)
+                return
+            time.sleep(0.2)
+        lab.log(f"never pending e/{user}")
+
+    return step
+
+
+def _reload_e(lab: Lab) -> None:
+    lab.act("e", "dbt_reload")
+    lab.act("e", "reg_reload")
+
+
+PENDING: Final[list[Step]] = [
+    (0, _start_pending),
+    (
+        30,
+        lambda lab: lab.act(
+            "registrar", "shv_set", {"name": "pend", "type": "int", "value": SLOW}
+        ),
+    ),
+    (31, _when_pending("pendrel", _reload_e)),
+    (
+        32,
+        _when_pending(
+            "pendis",
+            lambda lab: lab.act("e", "reg_disable", _aor("pendis", REGISTRANT_E)),
+        ),
+    ),
+    (150, lambda lab: lab.act("e", "reg_enable", _aor("pendis", REGISTRANT_E))),
+    (
+        200,
+        lambda lab: lab.act(
+            "registrar", "shv_set", {"name": "pend", "type": "int", "value": NORMAL}
+        ),
+    ),
+    (300, lambda lab: lab.log("scenario end")),
+]
+SCENARIOS: Final = {
+    "main": MAIN,
+    "capped": CAPPED,
+    "default_timer": DEFAULT_TIMER,
+    "pending": PENDING,
+}
 
 
 def run(src: Path, run_dir: Path, scenario: list[Step]) -> None:
