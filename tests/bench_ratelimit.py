@@ -10,8 +10,8 @@ as often as recorded), a few of them losing
 their registration at a refresh (the registrar starts rejecting them).
 
 The agents registered at random moments of the hour before (each on its
-own, so their refreshes are spread out; a mass re-registration is described
-in the README). Measured after a warm-up of one ideal round (the first round
+own, so their refreshes are spread out; TELZINO_RATELIMIT_TOGETHER=1 has
+them register at once). Measured after a warm-up of one ideal round (the first round
 reads what the budget allows; agents not read yet are unknown, not
 unavailable), over TELZINO_RATELIMIT_HOURS (default 1):
 
