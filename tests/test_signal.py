@@ -205,6 +205,37 @@ async def test_a_reload_that_meets_a_pending_refresh_is_not_a_loss(
     assert events(hass, seen) == ([] if registered_again else ["lost"])
 
 
+@pytest.mark.parametrize(
+    ("lifetime", "held"), [(3600, False), (120, True)], ids=["not due", "due"]
+)
+async def test_not_registered_after_registered_is_a_reload_only_at_a_refresh(
+    hass: HomeAssistant,
+    fake: FakeTelzino,
+    fake_url: str,
+    freezer: FrozenDateTimeFactory,
+    lifetime: int,
+    held: bool,
+) -> None:
+    """NOT_REGISTERED straight after registered: a reload only at a refresh.
+
+    Only if a refresh was due (its REGISTER unseen between two reads) can a
+    reload have met it; otherwise (new SIP settings, say) it is lost at once.
+    """
+    fake.clock = time.time
+    fake.add_agent(
+        "Front desk",
+        FRONT_DESK,
+        registration_timeout=lifetime,
+        expires=time.time() + lifetime,
+    )
+    await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    seen: list[str] = []
+    fake.set_state(FRONT_DESK, "NOT_REGISTERED_STATE")
+    await poll(hass, freezer)
+    assert hass.states.get(REGISTERED).state == (STATE_ON if held else STATE_OFF)
+    assert events(hass, seen) == ([] if held else ["lost"])
+
+
 async def test_a_reload_holds_no_longer_than_the_binding(
     hass: HomeAssistant,
     fake: FakeTelzino,

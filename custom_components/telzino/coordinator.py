@@ -140,6 +140,8 @@ class _Binding:
     # API's clock, as the API gave it).
     seen: datetime
     sent: datetime | None
+    # Whether a refresh of it was seen under way.
+    refreshing: bool = False
     # When a reload that met its refresh must have registered it again.
     reregister_by: datetime | None = None
     # Until when the last reading still means it takes calls.
@@ -801,11 +803,13 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
           nothing, and a bounded grace from when it was last seen registered
           applies, as for none at all.
         - A reload that met a refresh still waiting for its reply
-          (NOT_REGISTERED, enabled, before the binding's expiry): OpenSIPS
-          registers it again at its next timer tick. That deadline is set at
-          the first such reading; later ones do not move it.
+          (NOT_REGISTERED, enabled, before the binding's expiry, after a
+          refresh was seen under way or was due): OpenSIPS registers it
+          again at its next timer tick. That deadline is set at the first
+          such reading; later ones do not move it.
         """
         if status.state in REFRESH_STATES:
+            binding.refreshing = True
             sent = status.last_register_sent
             if (
                 sent is not None
@@ -814,9 +818,18 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             ):
                 return sent + REFRESH_REPLY_GRACE
             return binding.seen + REFRESH_GRACE
+        refresh_due = (
+            None if self.watch is None else self.watch.refresh_due(binding.agent_id)
+        )
         if (
             status.state is not RegistrationState.NOT_REGISTERED
             or status.enabled is False
+            # A reload meets a refresh only while one is under way: seen, or
+            # due by the binding's expiry. Otherwise (new SIP settings, say)
+            # NOT_REGISTERED is no binding's refresh.
+            or not (
+                binding.refreshing or (refresh_due is not None and now >= refresh_due)
+            )
         ):
             return None
         if binding.reregister_by is None:
