@@ -87,6 +87,8 @@ class Oracle:
 
     # When each agent was last seen registered, and its REGISTER's time then.
     seen: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    # The agents whose refresh was seen under way since.
+    refreshing: set[str] = field(default_factory=set)
     # For a NOT_REGISTERED after it (a reload that met a refresh): until when.
     reregister_by: dict[str, float] = field(default_factory=dict)
 
@@ -99,27 +101,33 @@ def can_receive_calls(
     A refresh (a REGISTER after a registration seen at the last reading):
     within 35 s of that REGISTER (a SIP transaction times out at 30 s), or
     within 5 minutes of when it was seen registered when the REGISTER's time
-    did not move. NOT_REGISTERED after it, while enabled (a reload that met a
-    refresh): until the registrant's next tick (the default timer, with the
-    refresh watch off) and 35 s.
+    did not move. NOT_REGISTERED after such a refresh, while enabled (a reload
+    that met it): until the registrant's next tick (the default timer, with
+    the refresh watch off) and 35 s.
     """
     agent = fake.agents[agent_id]
     now, sent = time.time(), agent.last_register_sent
     if truth == "REGISTERED_STATE":
         oracle.seen[agent_id] = (now, sent)
+        oracle.refreshing.discard(agent_id)
         oracle.reregister_by.pop(agent_id, None)
         return True
     until = None
     if (seen := oracle.seen.get(agent_id)) is not None:
         seen_at, seen_sent = seen
         if truth in REFRESHING:
+            oracle.refreshing.add(agent_id)
             moved = sent is not None and (seen_sent is None or sent > seen_sent)
             until = (
                 sent + REFRESH_REPLY_GRACE.total_seconds()
                 if moved and sent is not None
                 else seen_at + REFRESH_GRACE.total_seconds()
             )
-        elif truth == "NOT_REGISTERED_STATE" and agent.enabled is not False:
+        elif (
+            truth == "NOT_REGISTERED_STATE"
+            and agent.enabled is not False
+            and agent_id in oracle.refreshing
+        ):
             until = oracle.reregister_by.setdefault(
                 agent_id, now + DEFAULT_TIMER + REFRESH_REPLY_GRACE.total_seconds()
             )
@@ -128,6 +136,7 @@ def can_receive_calls(
     if until is not None and now < until:
         return True
     oracle.seen.pop(agent_id, None)
+    oracle.refreshing.discard(agent_id)
     oracle.reregister_by.pop(agent_id, None)
     return False
 
