@@ -76,6 +76,7 @@ POLLS = int(os.environ.get("TELZINO_SOAK_POLLS", "480"))
 # week's soak beside another job is not cut short.
 pytestmark = [
     pytest.mark.soak,
+    pytest.mark.simulation,
     pytest.mark.slow,
     pytest.mark.timeout(600 * max(POLLS / 1600, 1)),
 ]

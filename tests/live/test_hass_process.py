@@ -104,9 +104,17 @@ async def test_real_home_assistant(
         )
 
         sales_line_event = states["event.sales_line_registration"]["state"]
-        # A refresh whose REGISTER goes now, stamped on the API's clock.
+        # A refresh whose REGISTER goes now, stamped on the API's clock, read at
+        # once (asked for): it holds 35 s from its REGISTER on that clock.
         fake.set_state(SALES_LINE, "REGISTERING_STATE", last_register_sent=fake.clock())
-        fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
+        await hass.websocket_command(
+            {
+                "type": "call_service",
+                "domain": "homeassistant",
+                "service": "update_entity",
+                "service_data": {"entity_id": "binary_sensor.sales_line_registered"},
+            }
+        )
 
         async def refreshing() -> bool:
             states = await hass.states()
@@ -114,11 +122,12 @@ async def test_real_home_assistant(
                 "registering"
             )
 
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(20):
             await eventually(refreshing)
         states = await hass.states()
         assert states["binary_sensor.sales_line_registered"]["state"] == "on"
         fake.set_state(SALES_LINE, "REGISTERED_STATE")
+        fake.set_state(FRONT_DESK, "WRONG_CREDENTIALS_STATE")
 
         async def lost_and_reported() -> bool:
             states = await hass.states()
