@@ -82,12 +82,21 @@ async def test_real_home_assistant(
         entry_id = await hass.add_telzino(fake_url, CLIENT_ID, CLIENT_SECRET)
         await hass.set_scan_interval(entry_id, 30)  # reloads the entry
 
+        registry = await hass.websocket_command({"type": "config/entity_registry/list"})
+        polling_interval = next(
+            item["entity_id"]
+            for item in registry
+            if item["unique_id"] == f"{entry_id}_polling_interval"
+        )
+
         async def loaded() -> bool:
             # The options flow's reload runs after its answer: the states may
-            # still be the old entry's, or be unavailable during the reload.
+            # still be the old entry's. The reloaded entry's Polling interval
+            # shows the new one, after its first round read every agent.
             states = await hass.states()
             return (
-                states["binary_sensor.front_desk_registered"]["state"] == "on"
+                states.get(polling_interval, {}).get("state") in ("30", "30.0")
+                and states["binary_sensor.front_desk_registered"]["state"] == "on"
                 and states["sensor.front_desk_registration_state"]["state"]
                 == "registered"
                 and states["binary_sensor.sales_line_registered"]["state"] == "on"
