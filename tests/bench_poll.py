@@ -27,7 +27,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.telzino import history, schedule
+from custom_components.telzino import history
 from custom_components.telzino.api import (
     DEFAULT_MAX_CONCURRENCY,
     TOKEN_AUDIENCE,
@@ -55,9 +55,6 @@ AGENT_COUNTS = tuple(
     for count in os.environ.get("TELZINO_POLL_AGENTS", "").split(",")
     if count
 ) or tuple(ROUNDS)
-# TELZINO_POLL_STEPS=N: N steps an interval without a known budget, where the
-# schedule takes 4 (what fewer steps would save).
-STEPS = int(os.environ.get("TELZINO_POLL_STEPS", schedule.UNLIMITED_STEPS))
 # TELZINO_POLL_BARE_CLIENT=1: the coordinator's status requests made with bare
 # aiohttp (the readings of setup handed back): what the steps cost besides
 # the client.
@@ -234,7 +231,7 @@ class SteppedClock:
 async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
     """Wall and event-loop CPU time of a round of reads with entity state writes.
 
-    A round is one interval of the rolling schedule: the steps that read every
+    A round is one interval of the scheduler: the steps that read every
     agent once, each run at its moment as its timer would (the clock is moved
     to each step). Next to each step, the same requests made with bare aiohttp
     through the same session: the part that no client code can save while the
@@ -254,7 +251,7 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
             f"Poll cost in Home Assistant, fake latency {LATENCY * 1000:.0f} ms, "
             f"at most {DEFAULT_MAX_CONCURRENCY} requests in flight, "
             f"median of {', '.join(f'{ROUNDS[a]} rounds at {a}' for a in AGENT_COUNTS)}"
-            " agents; a round is one 60 s interval of the rolling schedule"
+            " agents; a round is one 60 s interval of the scheduler"
             f"{'; the client replaced by bare aiohttp' if BARE_CLIENT else ''}\n"
         ),
         (
@@ -270,7 +267,6 @@ async def test_poll_cost(hass: HomeAssistant, socket_enabled: None) -> None:
             patch.object(dt_util, "utcnow", clock),
             # Ticked by hand below, outside the rounds.
             patch.object(history, "TICK", timedelta(days=1)),
-            patch.object(schedule, "UNLIMITED_STEPS", STEPS),
         ):
             for agents in AGENT_COUNTS:
                 clock.reset()

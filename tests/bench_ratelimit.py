@@ -174,7 +174,7 @@ async def run_case(
             freezer.tick(timedelta(seconds=1))
             async_fire_time_changed(hass)
             await hass.async_block_till_done(wait_background_tasks=True)
-        effective = entry.runtime_data.schedule.effective_interval.total_seconds()
+        effective = entry.runtime_data.scheduler.effective_interval.total_seconds()
         unsubscribe()
         await hass.config_entries.async_unload(entry.entry_id)
     stop = START + end

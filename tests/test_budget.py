@@ -66,27 +66,50 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     assert budget.pace() == pytest.approx(before * 1.02)
 
 
-def test_a_thin_estimate_eases_the_rate_off() -> None:
-    """A 429 after too few requests to estimate from: 10 % off the known rate."""
+def test_a_thin_estimate_brings_a_rate_too_high_down_by_half_at_most() -> None:
+    """A 429 after too few requests to estimate from: towards them, at most half off.
+
+    3 accepted over the 18 s since the last wait: a rate of 0.17, a quarter
+    of the 0.67 learned; the rate comes down, but not that far at once.
+    """
     clock, budget, learned = learned_from_20_in_30_s()
     clock.advance(10)
     spend(budget, clock, 3, 1.0)
     budget.record(429, {"Retry-After": "5"})
-    assert budget.limit_rate == pytest.approx(learned * 0.9)
+    assert budget.limit_rate == pytest.approx(learned * 0.5625)
 
 
-def test_thin_estimates_never_take_the_rate_below_half_a_full_one() -> None:
-    """429 after 429 on a few requests each: the rate eases off to half, no further.
+def test_thin_estimates_settle_at_what_the_api_accepts() -> None:
+    """429 after 429 on a few requests each: the rate comes down to what was accepted.
 
-    Requests the pace did not plan (a paged list, say) may meet one 429 after
-    another; the rate a full sample showed is not forgotten.
+    Two requests every 11 s meet a 429 each time: a rate set at 0.67 comes
+    down to the 2 in 11 s they show, in steps of at most half, and no
+    further: a 429 that a rate at or under them meets teaches nothing.
     """
-    clock, budget, learned = learned_from_20_in_30_s()
+    clock, budget, _ = learned_from_20_in_30_s()
     for _ in range(30):
         clock.advance(10)
         spend(budget, clock, 2, 0.5)
         budget.record(429, {"Retry-After": "1"})
-    assert budget.limit_rate == pytest.approx(learned * 0.5)
+    assert budget.limit_rate == pytest.approx(2 / 11)
+
+
+def test_a_first_burst_learns_a_rate_then_probes_fast() -> None:
+    """A first burst meets a 429 without Retry-After: a low rate, doubled every minute.
+
+    How fast the limit refills is not known; the rate grows until the next
+    429 corrects it, so that it is back near the limit within minutes.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 5, 0.0)
+    budget.record(429, {})
+    assert budget.limit_rate == pytest.approx(5 / 30)
+    clock.advance(30)
+    start = budget.pace()
+    assert start is not None
+    clock.advance(300)
+    assert budget.pace() == pytest.approx(start * 2**5)
 
 
 def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> None:

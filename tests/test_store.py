@@ -91,16 +91,19 @@ async def test_the_learned_budget_and_its_wait_survive_a_reload(
     fake.inject("status", status=429, retry_after="120", times=2)
     await poll(hass, freezer)
     assert budget.blocked_for() > 60
+    learned = budget.limit_rate
     requests_before = sum(fake.stats.requests.values())
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     reloaded = entry.runtime_data.client.budget
     assert reloaded is not budget
-    assert (reloaded.source, reloaded.limit_rate) == ("429s", 0.5)
+    assert (reloaded.source, reloaded.limit_rate) == ("429s", learned)
     assert reloaded.blocked_for() > 60
     assert sum(fake.stats.requests.values()) == requests_before
-    await run_for(hass, freezer, 130)
+    # The wait, then the token, the agent list and the two reads at the rate
+    # learned (4 requests at 0.24 a second).
+    await run_for(hass, freezer, 140)
     assert {hass.states.get(entity_id).state for entity_id in REGISTERED} == {STATE_ON}
 
 

@@ -30,8 +30,6 @@ MAX_SCAN_INTERVAL: Final = 3600
 
 # Names change rarely; the agent list is re-read at most this often.
 AGENT_LIST_REFRESH: Final = timedelta(hours=1)
-# After a 429 on the agent list, try it again this much later.
-AGENT_LIST_RETRY: Final = timedelta(minutes=5)
 
 # OpenSIPS refreshes a binding 1 to 2 timer intervals (100 s each by default)
 # before it expires; the refresh is answered, or times out, within a SIP

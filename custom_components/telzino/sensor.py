@@ -21,8 +21,9 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
+from .bindings import REFRESH_STATES
 from .const import DASHBOARD_URL, DOMAIN, MANUFACTURER
-from .coordinator import REFRESH_STATES, TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
 from .entity import TelzinoEntity, async_add_agent_entities
 from .history import DAY, AgentHistory
 

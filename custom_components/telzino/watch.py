@@ -214,14 +214,6 @@ class RefreshWatch:
             watch.planned = None
             self.polls += 1
 
-    def looks_before(self, when: datetime) -> dict[str, datetime]:
-        """Return the agents whose next look is planned before `when`, and when."""
-        return {
-            agent_id: watch.planned
-            for agent_id, watch in self._agents.items()
-            if watch.planned is not None and watch.planned < when
-        }
-
     def next_look(self) -> datetime | None:
         """When the next look is due, if any is planned."""
         return min(

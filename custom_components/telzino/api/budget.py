@@ -30,13 +30,19 @@ from .exceptions import TelzinoRateLimitedError
 HEADER_MARGIN: Final = 0.98
 # ... and under a rate estimated from 429s (the estimate is a little high).
 ESTIMATE_MARGIN: Final = 0.96
-# Without headers, probe upwards by this share of the rate every PROBE_PERIOD.
+# Without headers, probe upwards by this share of the rate every PROBE_PERIOD;
+# from an estimate that rests on little (see below), double it every
+# FAST_PROBE_PERIOD until the next 429.
 PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
-# An estimate from fewer accepted requests than this is noise: decrease the
-# known rate by this factor instead.
+FAST_PROBE_PERIOD: Final = 60.0
+MAX_DOUBLINGS: Final = 20
+# An estimate from fewer accepted requests than this, over less than
+# LONG_SAMPLE seconds, is noise: the known rate moves towards it, by a factor
+# between these two (with none known, it is taken, and probed fast).
 MIN_SAMPLE: Final = 10
-THIN_DECREASE: Final = 0.9
+LONG_SAMPLE: Final = 300.0
+THIN_DECREASE: Final = 0.95
 THIN_FLOOR: Final = 0.5
 # Without Retry-After or headers: wait this long after a 429, doubling.
 BACKOFF_START: Final = 30.0
@@ -69,6 +75,7 @@ class RequestBudget:
         self._backoff = BACKOFF_START
         # The last estimate from a full sample.
         self._sampled_rate: float | None = None
+        self._fast_probe = False
 
     @property
     def announced(self) -> bool:
@@ -111,7 +118,8 @@ class RequestBudget:
         # A 429 while blocked answers a request sent before the block began.
         in_block = now < self.blocked_until
         wait = parse_retry_after(headers.get("Retry-After"))
-        if wait is None and self.reset_at is not None:
+        if wait is None and announced and self.reset_at is not None:
+            # Only this answer's own headers say when its window resets.
             wait = self.reset_at - now
         if wait is None:
             if in_block:
@@ -144,8 +152,16 @@ class RequestBudget:
                     kept = self._kept(self.limit_rate)
                     rate = min(rate, max(self.remaining - kept, 0) / left)
             return rate
-        probes = (now - self._estimated_at) // PROBE_PERIOD
-        return self.limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
+        return self._probed(self.limit_rate, now)
+
+    def _probed(self, limit_rate: float, now: float) -> float:
+        """Return a rate estimated from 429s as planned with now: probed upwards."""
+        since = max(now - self._estimated_at, 0.0)
+        if self._fast_probe:
+            doublings = min(since // FAST_PROBE_PERIOD, MAX_DOUBLINGS)
+            return limit_rate * ESTIMATE_MARGIN * 2**doublings
+        probes = since // PROBE_PERIOD
+        return limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
 
     def spare(self) -> float:
         """Return the requests the window holds beyond its pace until its reset.
@@ -189,8 +205,9 @@ class RequestBudget:
         """Return the long-run rate planned with (no per-window correction), per second."""
         if self.limit_rate is None:
             return None
-        margin = HEADER_MARGIN if self.source == "headers" else ESTIMATE_MARGIN
-        return self.limit_rate * margin
+        if self.source == "headers":
+            return self.limit_rate * HEADER_MARGIN
+        return self._probed(self.limit_rate, self._clock())
 
     def learned(self) -> dict[str, Any]:
         """Return what was learned, to start from after a restart (see `restore`).
@@ -218,6 +235,7 @@ class RequestBudget:
             self.window = _positive(learned.get("window"))
             self._sampled_rate = _positive(learned.get("sampled_rate"))
             self._estimated_at = self._clock()
+            self._fast_probe = False
         if (until := _positive(learned.get("blocked_until"))) is not None:
             wait = min(until - time.time(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
@@ -226,18 +244,31 @@ class RequestBudget:
         """Estimate the rate from what was accepted since the last block."""
         since = self._counting_since
         span = block_end - since if since is not None else 0.0
-        if self._accepted >= MIN_SAMPLE and span > 0:
-            estimate = self._accepted / span
-            self._sampled_rate = estimate
-        elif self.limit_rate is not None and self._sampled_rate is not None:
-            # Too few to estimate from (a burst right after a wait): ease
-            # off, to no less than half of what a full sample showed.
-            estimate = max(
-                self.limit_rate * THIN_DECREASE, self._sampled_rate * THIN_FLOOR
-            )
+        if span <= 0:
+            return
+        fast = False
+        if self._accepted >= MIN_SAMPLE or (self._accepted and span >= LONG_SAMPLE):
+            estimate = self._sampled_rate = self._accepted / span
+        elif self.limit_rate is not None:
+            # Too few to estimate from alone (a burst right after a wait
+            # says little): a rate above what they show comes down towards
+            # it, by at least a little and at most half, so that a rate set
+            # too high comes down in a few 429s; one at or below it stands.
+            toward = self._accepted / span / self.limit_rate
+            if toward >= 1 or not self._accepted:
+                # Nothing accepted since the wait says nothing of the rate:
+                # the wait grows instead.
+                return
+            estimate = self.limit_rate * min(THIN_DECREASE, max(toward, THIN_FLOOR))
+        elif self._accepted:
+            # A first burst met the limit: how fast it refills is not known
+            # (the span is mostly the wait chosen here). Start from what it
+            # accepted, and probe upwards fast.
+            estimate, fast = self._accepted / span, True
         else:
             return
         self.limit_rate, self.source = estimate, "429s"
+        self._fast_probe = fast
         self._estimated_at = block_end
 
     def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:

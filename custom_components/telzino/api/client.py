@@ -138,6 +138,8 @@ class TelzinoClient:
         # The server's clock, from its answers' Date headers.
         self.server_clock = ServerClock()
         self._status_endpoints: dict[str, _StatusEndpoint] = {}
+        # The pages the last agent list took (what the next one will take).
+        self.agent_list_pages = 1
 
     async def close(self) -> None:
         """Close the session the client opened itself."""
@@ -189,6 +191,7 @@ class TelzinoClient:
                 raise TelzinoInvalidResponseError("Agent list has no data array")
             agents.extend(Agent.from_api(item) for item in items)
             if not items or not _has_next_page(body.get("pagination"), page, items):
+                self.agent_list_pages = page
                 return agents
             if page >= MAX_AGENT_PAGES:
                 raise TelzinoInvalidResponseError("Agent list does not end")
