@@ -117,16 +117,41 @@ def can_receive_calls(events: list[tuple[float, str]], now: float) -> bool:
     return bool(came_from) and came_from[-1] == "REGISTERED" and outcome == "REGISTERED"
 
 
-@pytest.mark.parametrize(
-    "api_name",
-    [
-        # The API's other clocks and fields: our logic only, which the newest
-        # Home Assistant's run covers.
-        name if name == "on time" else pytest.param(name, marks=pytest.mark.simulation)
-        for name in APIS
-    ],
+# Known to fail (issue 35): on OpenSIPS 3.x a reload meets a/slow's refresh
+# while it waits 16 s for each of the registrar's replies; reads and looks
+# saw it registered, then not registered (a false `lost`). The refresh
+# watch learns the timer from the gaps between refreshes, which include the
+# reply delay (69-70 s for 60 s registrations): no 10 s timer fits them, the
+# default 100 s is assumed, and the refresh is neither looked at nor taken
+# as due.
+KNOWN_FALSE_ALARM = pytest.mark.xfail(
+    reason="3.x: a slow registrar's reply delay hides the timer (issue 35)",
+    strict=True,
 )
-@pytest.mark.parametrize("path", TRACES, ids=[path.stem for path in TRACES])
+
+
+def cases() -> list[Any]:
+    """Return every trace with every API.
+
+    The API's other clocks and fields are our logic only, which the newest
+    Home Assistant's run covers.
+    """
+    return [
+        pytest.param(
+            path,
+            name,
+            id=f"{path.stem}-{name}",
+            marks=[
+                *([] if name == "on time" else [pytest.mark.simulation]),
+                *([KNOWN_FALSE_ALARM] if path.stem == "main_3x" else []),
+            ],
+        )
+        for path in TRACES
+        for name in APIS
+    ]
+
+
+@pytest.mark.parametrize(("path", "api_name"), cases())
 async def test_the_integration_on_the_real_registrant(
     hass: HomeAssistant,
     fake: FakeTelzino,

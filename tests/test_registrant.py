@@ -108,6 +108,19 @@ class FollowingRegistrant(Registrant):
             (sent for sent in self.real_sends if abs(sent - when) < MARGINAL), None
         )
 
+    def next_tick(self, after: float) -> float:
+        """Return the model's next tick, or the recorded send it stands for.
+
+        So that a command sent a moment after a recorded REGISTER (a reload or
+        a disable meeting it pending) finds it sent, as the module did.
+        """
+        tick = super().next_tick(after)
+        real = self._real_send_near(tick)
+        if real is None:
+            return tick
+        # A recorded send already behind `after` was this tick.
+        return real if real > after else super().next_tick(tick)
+
     def due(self, tick: float, threshold: float) -> bool:
         """Decide by the rule, or by the recording when the tick is that close."""
         if abs(tick - threshold) < MARGINAL:
@@ -191,6 +204,7 @@ class Replay:
             timer_interval=timer,
             phase=phase,
             synced_at=t0 + self.start,
+            release=self.trace.release,
         )
         self.model.real_period = period
         self.model.real_sends = [t0 + t for t, state in events if state in SENDS]
@@ -369,7 +383,7 @@ def test_the_period_depends_on_the_second_of_the_200_ok(
 
 
 def recorded_refreshes() -> tuple[int, int]:
-    """Count the recorded refreshes E - 2 TI after the last one and E - TI after.
+    """Count the recorded refreshes E - 2 TI after the last one and E - TI after (4.x).
 
     Of registrations whose expiry is a whole number of timer intervals and
     whose registrar answers at once (a slow one moves the 200 OK, and so the
@@ -378,6 +392,8 @@ def recorded_refreshes() -> tuple[int, int]:
     on_time = late = 0
     for path in TRACES:
         trace = load(path)
+        if trace.release != "4.x":
+            continue  # 3.x refreshes at a later threshold
         for reg, config in trace.header["registrations"].items():
             timer, expiry = config["timer_interval"], config["expiry"]
             sent: float | None = None

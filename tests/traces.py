@@ -1,6 +1,8 @@
 """The traces recorded from the real OpenSIPS registrant (tests/opensips/).
 
-Made by scripts/opensips/ (lab.py records, extract.py writes the trace); the
+Made by scripts/opensips/ (lab.py records, extract.py writes the trace; on
+OpenSIPS 3.x, which raises no registrant events, the states are derived from
+the SIP messages: the header's `events` says so); the
 model's replay (test_registrant.py) and the integration's
 (test_opensips_replay.py) read them here. One JSON object a line: a header,
 then actions, state events and reg_list changes, times from the start.
@@ -10,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 TRACES = sorted((Path(__file__).parent / "opensips").glob("*.jsonl"))
 
@@ -32,6 +34,11 @@ class Trace:
     def of(self, reg: str) -> Iterator[dict[str, Any]]:
         """Return the lines of one registration."""
         return (line for line in self.lines if line.get("reg") == reg)
+
+    @property
+    def release(self) -> Literal["4.x", "3.x"]:
+        """The OpenSIPS release line the trace was recorded on."""
+        return "3.x" if self.header["opensips"].startswith("3.") else "4.x"
 
     @property
     def end(self) -> float:
