@@ -239,3 +239,13 @@ def test_unreadable_headers_are_ignored(headers: dict[str, str]) -> None:
     budget.record(200, headers)
     assert budget.source is None
     assert budget.pace() is None
+
+
+def test_a_429_that_asks_for_no_wait_teaches_nothing() -> None:
+    """The first answer, a 429 with Retry-After 0: no span to learn a rate from."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.record(429, {"Retry-After": "0"})
+    assert budget.limit_rate is None
+    assert budget.blocked_for() == 0
+    budget.check()
