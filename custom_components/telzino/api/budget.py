@@ -9,8 +9,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   them (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
-  then probed upwards slowly (additive increase) until the next 429 corrects it
-  (a 10 % decrease when too few requests were accepted to estimate from).
+  then probed upwards slowly (additive increase) until the next 429 corrects it;
+  a first burst's estimate is probed fast (doubling), and too few requests to
+  estimate from bring a rate above them down by at most half.
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
