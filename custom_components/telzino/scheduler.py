@@ -332,13 +332,18 @@ class Scheduler:
 
     def _look_share_left(self, now: datetime, pace: float) -> int:
         """Return how many looks the share of the pace still allows now."""
-        since = now - RECENT_WINDOW
-        while self._looks and self._looks[0] <= since:
-            self._looks.popleft()
+        self._forget_before(now - RECENT_WINDOW)
         allowed = max(
             float(BURST), MAX_LOOK_SHARE * pace * RECENT_WINDOW.total_seconds()
         )
         return max(math.floor(allowed) - len(self._looks), 0)
+
+    def _forget_before(self, since: datetime) -> None:
+        """Forget the looks and other requests sent before `since`."""
+        while self._others and self._others[0][0] < since:
+            self._others.popleft()
+        while self._looks and self._looks[0] <= since:
+            self._looks.popleft()
 
     def _looks_in_turn(self, now: datetime, due: list[str]) -> list[str]:
         """Return the looks in the order they go.
@@ -409,9 +414,7 @@ class Scheduler:
         self._looks.extend(now for _ in plan.looks)
         if others := sent - reads:
             self._others.append((now, others))
-        since = now - RECENT_WINDOW
-        while self._others and self._others[0][0] < since:
-            self._others.popleft()
+        self._forget_before(now - RECENT_WINDOW)
         self._update_effective_interval(now)
 
     def next_step(self, now: datetime, next_look: datetime | None = None) -> datetime:
