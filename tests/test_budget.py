@@ -20,12 +20,18 @@ def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> 
 
 
 def learned_from_20_in_30_s() -> tuple[FakeClock, RequestBudget, float]:
-    """Return a budget that learned its rate: 20 accepted, then a 10 s wait."""
+    """Return a budget that learned its rate: 20 accepted, then a 10 s wait.
+
+    A first burst, and then 20 requests at the pace it gave, first met a 429.
+    """
     clock = FakeClock()
     budget = RequestBudget(clock)
+    spend(budget, clock, 5, 0.0)
+    budget.record(429, {"Retry-After": "10"})
+    clock.advance(10)
     spend(budget, clock, 20, 1.0)
     budget.record(429, {"Retry-After": "10"})
-    assert budget.limit_rate is not None
+    assert budget.limit_rate == pytest.approx(20 / 30)
     return clock, budget, budget.limit_rate
 
 
@@ -41,9 +47,12 @@ def test_nothing_known_nothing_held() -> None:
 
 
 def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
-    """100 accepted in a minute, then a 429 for 30 s: about 100 a minute learned."""
+    """100 accepted in a minute after a wait, then a 429 for 30 s: 100 a minute learned."""
     clock = FakeClock()
     budget = RequestBudget(clock)
+    spend(budget, clock, 5, 0.0)
+    budget.record(429, {"Retry-After": "1"})
+    clock.advance(1)
     spend(budget, clock, 100, 0.3)
     budget.record(429, {"Retry-After": "30"})
     with pytest.raises(TelzinoRateLimitedError) as raised:
@@ -57,13 +66,34 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     # Nothing says what a learned window has left: nothing goes beyond the pace.
     assert budget.room() == 0
     # 100 requests between the first one and the end of the block (60 s).
-    assert budget.sustained() == pytest.approx(100 / 60 * 0.96)
+    assert budget.limit_rate == pytest.approx(100 / 60)
     clock.advance(30)
     budget.check()
     # Then it probes upwards slowly: 1 % per 10 minutes without a 429.
     before = budget.pace()
+    assert before == pytest.approx(100 / 60 * 0.96)
     clock.advance(1200)
     assert budget.pace() == pytest.approx(before * 1.02)
+
+
+def test_a_runs_first_429_teaches_nothing_when_a_rate_is_known() -> None:
+    """After a reload, the first 429 holds but leaves the rate learned before it.
+
+    The window it met also held what the run before the reload sent: 10
+    accepted in 40 s says nothing of the 1 a second learned. The next 429,
+    counted from the end of that wait, teaches the rate.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.restore({"source": "429s", "limit_rate": 1.0})
+    spend(budget, clock, 10, 3.0)
+    budget.record(429, {"Retry-After": "10"})
+    assert budget.blocked_for() == pytest.approx(10)
+    assert budget.limit_rate == 1.0
+    clock.advance(10)
+    spend(budget, clock, 60, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    assert budget.limit_rate == pytest.approx(60 / 70)
 
 
 def test_a_thin_estimate_brings_a_rate_too_high_down_by_half_at_most() -> None:
@@ -249,3 +279,48 @@ def test_a_429_that_asks_for_no_wait_teaches_nothing() -> None:
     assert budget.limit_rate is None
     assert budget.blocked_for() == 0
     budget.check()
+
+
+def test_a_reload_carries_the_requests_counted_towards_the_next_estimate() -> None:
+    """What the run before sent still fills the API's window: the sample goes on.
+
+    42 sent in a burst, then the entry reloads and 18 more meet a 429 that
+    waits 57 s: no rate was known, and the 60 in 60 s both runs sent show
+    it, not the 18 of the new run alone.
+    """
+    clock = FakeClock()
+    before = RequestBudget(clock)
+    spend(before, clock, 42, 0.0)
+    after = RequestBudget(clock)
+    after.restore(before.learned())
+    clock.advance(3)
+    spend(after, clock, 18, 0.0)
+    after.record(429, {"Retry-After": "57"})
+    assert after.limit_rate == pytest.approx(60 / 60)
+
+
+@pytest.mark.parametrize(
+    "counted",
+    [
+        {"accepted": True},
+        {"accepted": -1},
+        {"accepted": "42"},
+        {"counting_since": None},
+        {"counted_until": "now"},
+        {"counting_since": time.time() + 3600},
+        {"counted_until": time.time() + 3600},
+    ],
+)
+def test_a_stored_sample_that_cannot_be_read_is_not_carried(
+    counted: dict[str, object],
+) -> None:
+    """A stored count that is junk, or from the future, is ignored: the count starts anew."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    now = time.time()
+    budget.restore(
+        {"accepted": 42, "counting_since": now - 3, "counted_until": now} | counted
+    )
+    spend(budget, clock, 18, 0.0)
+    budget.record(429, {"Retry-After": "57"})
+    assert budget.limit_rate == pytest.approx(18 / 57)

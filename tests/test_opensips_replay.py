@@ -48,6 +48,7 @@ class Api:
     shown_within: int = SHOWN_WITHIN
 
 
+FROZEN = "lastRegisterSent frozen"
 APIS = {
     "on time": Api(),
     "90 s ahead": Api(ahead=90.0),
@@ -55,7 +56,7 @@ APIS = {
     # When a refresh's REGISTER went is not known: a refresh counts as one
     # for the grace from when it was last seen registered, unless a read
     # sees it fail sooner.
-    "lastRegisterSent frozen": Api(
+    FROZEN: Api(
         freezes_register_time=True,
         shown_within=SHOWN_WITHIN + int(REFRESH_GRACE.total_seconds()),
     ),
@@ -128,6 +129,12 @@ KNOWN_FALSE_ALARM = pytest.mark.xfail(
     reason="3.x: a slow registrar's reply delay hides the timer (issue 35)",
     strict=True,
 )
+# With `lastRegisterSent` frozen the 5-minute grace covers the same moment in
+# some runs and not others (when the reads fall): not strict there.
+MAYBE_FALSE_ALARM = pytest.mark.xfail(
+    reason="3.x: a slow registrar's reply delay hides the timer (issue 35)",
+    strict=False,
+)
 
 
 def cases() -> list[Any]:
@@ -143,7 +150,11 @@ def cases() -> list[Any]:
             id=f"{path.stem}-{name}",
             marks=[
                 *([] if name == "on time" else [pytest.mark.simulation]),
-                *([KNOWN_FALSE_ALARM] if path.stem == "main_3x" else []),
+                *(
+                    [MAYBE_FALSE_ALARM if name == FROZEN else KNOWN_FALSE_ALARM]
+                    if path.stem == "main_3x"
+                    else []
+                ),
             ],
         )
         for path in TRACES

@@ -12,7 +12,7 @@ removed, a refused agent list), and checks at every step:
 - work-conserving: when an agent is due and the credit holds a request, a
   request is planned; the next step is never later than a second after
   the credit holds one;
-- live: once the budget is learned (the first hour), reads reach a quarter
+- live: once the budget is learned (the first hour), reads reach three quarters
   of what the account needs or the limit allows, whichever is less, at
   least (FLOOR);
   at most 1 % of requests are refused, and a few an hour (a spent window
@@ -49,7 +49,7 @@ EXAMPLES = int(os.environ.get("TELZINO_EXPLORE", "30"))
 # What the reads reach, at least, of what the account needs or the limit
 # allows (whichever is less): never dark. How close to all of it they come
 # is the rate-limit benchmark's to measure, not a bound to test.
-FLOOR = 0.25
+FLOOR = 0.75
 pytestmark = pytest.mark.simulation
 
 

@@ -11,7 +11,10 @@ the client (token, agent list, status) passes `check` before it is sent and
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate is probed fast (doubling), and too few requests to
-  estimate from bring a rate above them down by at most half.
+  estimate from bring a rate above them down by at most half. Only requests
+  counted from the end of a wait show the rate: before, the API's window may
+  hold requests sent before this run that were not counted (`learned` keeps
+  the count across a reload or restart).
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -74,8 +77,9 @@ class RequestBudget:
         self._counting_since: float | None = None
         self._estimated_at = 0.0
         self._backoff = BACKOFF_START
-        # The last estimate from a full sample.
-        self._sampled_rate: float | None = None
+        # Whether the requests counted are all the window holds: counted
+        # from the end of a wait, not from this run's first request.
+        self._counted_all = False
         self._fast_probe = False
 
     @property
@@ -122,6 +126,8 @@ class RequestBudget:
         if wait is None and announced and self.reset_at is not None:
             # Only this answer's own headers say when its window resets.
             wait = self.reset_at - now
+        # The API's wait is part of the window's span; a wait chosen here is not.
+        sample_end = None if wait is None else now + max(wait, 0.0)
         if wait is None:
             if in_block:
                 # An answer to a request already in flight: the block stands.
@@ -135,8 +141,9 @@ class RequestBudget:
             # block), or a request not sent at the pace: nothing to learn.
             return
         if not announced:
-            self._learn_from_429(until)
+            self._learn_from_429(now if sample_end is None else sample_end, until)
         self._accepted, self._counting_since = 0, until
+        self._counted_all = True
 
     def pace(self) -> float | None:
         """Return the requests per second to plan with now; None when no limit is known."""
@@ -213,44 +220,86 @@ class RequestBudget:
     def learned(self) -> dict[str, Any]:
         """Return what was learned, to start from after a restart (see `restore`).
 
-        The wait the API asked for is kept as a wall-clock time: the budget's
-        own clock may not survive a restart.
+        The wait the API asked for, and the requests counted towards the next
+        estimate, are kept with wall-clock times: the budget's own clock may
+        not survive a restart, and the API's window still holds them after a
+        reload.
         """
+        wall = time.time() - self._clock()
+        rate = self.limit_rate
+        if self.source == "429s" and (sustained := self.sustained()) is not None:
+            # Where probing got to: the next run starts there.
+            rate = sustained / ESTIMATE_MARGIN
         return {
             "source": self.source,
-            "limit_rate": self.limit_rate,
+            "limit_rate": rate,
             "window": self.window,
-            "sampled_rate": self._sampled_rate,
             "blocked_until": time.time() + self.blocked_for(),
+            "accepted": self._accepted,
+            "counting_since": None
+            if self._counting_since is None
+            else wall + self._counting_since,
+            "counted_all": self._counted_all,
+            "counted_until": time.time(),
         }
 
     def restore(self, learned: Mapping[str, Any]) -> None:
         """Start from what an earlier run learned (junk is ignored, as never learned).
 
-        A rate learned from 429s is probed upwards again from now; one from
-        headers stands until the next answer's headers.
+        A rate learned from 429s is probed upwards again from where the
+        earlier run got to; one from headers stands until the next answer's
+        headers.
         """
         source, rate = learned.get("source"), _positive(learned.get("limit_rate"))
         if source in ("headers", "429s") and rate is not None:
             self.source, self.limit_rate = source, rate
             self.window = _positive(learned.get("window"))
-            self._sampled_rate = _positive(learned.get("sampled_rate"))
             self._estimated_at = self._clock()
             self._fast_probe = False
+        wall = time.time() - self._clock()
         if (until := _positive(learned.get("blocked_until"))) is not None:
             wait = min(until - time.time(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
+        since, until = learned.get("counting_since"), learned.get("counted_until")
+        accepted = learned.get("accepted")
+        if (
+            (since := _positive(since)) is not None
+            and (until := _positive(until)) is not None
+            and since <= until <= time.time()
+            and isinstance(accepted, int)
+            and not isinstance(accepted, bool)
+            and accepted >= 0
+        ):
+            # The sample goes on: what the run before sent still counts in
+            # the API's window (the time between the runs does not count).
+            self._counting_since = since - wall + (time.time() - until)
+            self._accepted = accepted
+            self._counted_all = learned.get("counted_all") is True
+            self._counted_all = learned.get("counted_all") is True
 
-    def _learn_from_429(self, block_end: float) -> None:
-        """Estimate the rate from what was accepted since the last block."""
+    def _learn_from_429(self, sample_end: float, block_end: float) -> None:
+        """Estimate the rate from what was accepted since the last block, until `sample_end`."""
         since = self._counting_since
-        span = block_end - since if since is not None else 0.0
-        if span <= 0:
+        if since is None:
             return
+        span = sample_end - since
         fast = False
-        if self._accepted >= MIN_SAMPLE or (self._accepted and span >= LONG_SAMPLE):
-            estimate = self._sampled_rate = self._accepted / span
-        elif self.limit_rate is not None:
+        if self.limit_rate is None:
+            if not self._accepted or block_end <= since:
+                return
+            # A first burst met the limit: how fast it refills is not known
+            # (the span is mostly the wait). Start from what it accepted
+            # until the wait ends, and probe upwards fast.
+            estimate, fast = self._accepted / (block_end - since), True
+        elif span <= 0:
+            return
+        elif not self._counted_all:
+            # This run's first 429 with a rate known: the window also held
+            # what was sent before the run; the next sample tells.
+            return
+        elif self._accepted >= MIN_SAMPLE or (self._accepted and span >= LONG_SAMPLE):
+            estimate = self._accepted / span
+        else:
             # Too few to estimate from alone (a burst right after a wait
             # says little): a rate above what they show comes down towards
             # it, by at least a little and at most half, so that a rate set
@@ -261,13 +310,6 @@ class RequestBudget:
                 # the wait grows instead.
                 return
             estimate = self.limit_rate * min(THIN_DECREASE, max(toward, THIN_FLOOR))
-        elif self._accepted:
-            # A first burst met the limit: how fast it refills is not known
-            # (the span is mostly the wait chosen here). Start from what it
-            # accepted, and probe upwards fast.
-            estimate, fast = self._accepted / span, True
-        else:
-            return
         self.limit_rate, self.source = estimate, "429s"
         self._fast_probe = fast
         self._estimated_at = block_end
