@@ -141,7 +141,10 @@ class RequestBudget:
             # block), or a request not sent at the pace: nothing to learn.
             return
         if not announced:
-            self._learn_from_429(now if sample_end is None else sample_end, until)
+            since = self._counting_since
+            self._learn_from_429(
+                since, now if sample_end is None else sample_end, until
+            )
         self._accepted, self._counting_since = 0, until
         self._counted_all = True
 
@@ -275,13 +278,11 @@ class RequestBudget:
             self._counting_since = since - wall + (time.time() - until)
             self._accepted = accepted
             self._counted_all = learned.get("counted_all") is True
-            self._counted_all = learned.get("counted_all") is True
 
-    def _learn_from_429(self, sample_end: float, block_end: float) -> None:
-        """Estimate the rate from what was accepted since the last block, until `sample_end`."""
-        since = self._counting_since
-        if since is None:
-            return
+    def _learn_from_429(
+        self, since: float, sample_end: float, block_end: float
+    ) -> None:
+        """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
         if self.limit_rate is None:
