@@ -13,7 +13,8 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .data import AgentData
 from .entity import TelzinoEntity, async_add_agent_entities
 
 # Read-only entities fed by a coordinator.

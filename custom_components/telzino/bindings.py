@@ -1,9 +1,10 @@
-"""Whether an agent can receive calls: registered, or a binding that still holds.
+"""What a reading says of an agent: whether it can receive calls, and until when.
 
-OpenSIPS refreshes a binding by registering again, and registers it again
-after a reload that met a pending refresh; until the old binding expires the
-agent still receives calls. The rules, measured on the real registrant, are
-in docs/how-it-works.md ("Can receive calls").
+Registered, or a binding that still holds: OpenSIPS refreshes a binding by
+registering again, and registers it again after a reload that met a pending
+refresh; until the old binding expires the agent still receives calls. The
+rules, measured on the real registrant, are in docs/how-it-works.md ("Can
+receive calls").
 """
 
 from collections.abc import Iterable
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from .api import RegistrationState, RegistrationStatus
+from .api import RegistrationState, RegistrationStatus, TelzinoError
 from .const import REFRESH_GRACE, REFRESH_REPLY_GRACE
-from .watch import DEFAULT_TIMER, RefreshWatch
+from .data import AgentData, StatusError
+from .scheduler import READ_SLACK, STEP
+from .watch import DEFAULT_TIMER, REPLY_MARGIN, TICK_SLACK, RefreshWatch, next_attempt
 
 REFRESH_STATES: Final = frozenset(
     {RegistrationState.REGISTERING, RegistrationState.AUTHENTICATING}
@@ -50,10 +53,78 @@ class Bindings:
         for agent_id in self._bindings.keys() - keep:
             del self._bindings[agent_id]
 
-    def holds_until(self, agent_id: str) -> datetime | None:
-        """Until when the agent's binding takes calls while not registered."""
-        binding = self._bindings.get(agent_id)
-        return None if binding is None else binding.holds_until
+    def agent_data(
+        self,
+        agent_id: str,
+        result: RegistrationStatus | TelzinoError,
+        now: datetime,
+        *,
+        name: str,
+        previous: AgentData | None,
+        offset: float,
+    ) -> AgentData:
+        """Return what a reading says of an agent; `previous` if nothing changed.
+
+        So a changed agent is one whose data is not the previous object. Its
+        times are moved onto Home Assistant's clock: `offset` is how far the
+        API's clock is ahead.
+        """
+        if isinstance(result, TelzinoError):
+            agent = AgentData(
+                name=name, status=None, error=StatusError.from_exception(result)
+            )
+        else:
+            status = result.shifted(-offset)
+            can_receive_calls = self.can_receive_calls(
+                agent_id, status, now, result.last_register_sent
+            )
+            if (
+                previous is not None
+                # The client hands back the same status for an unchanged answer
+                # (moved onto this clock, an equal one: compared below).
+                and previous.status is status
+                and previous.can_receive_calls is can_receive_calls
+                and previous.name == name
+            ):
+                # Most polls: no new object, no field-by-field comparison.
+                return previous
+            agent = AgentData(
+                name=name, status=status, can_receive_calls=can_receive_calls
+            )
+        return previous if agent == previous else agent
+
+    def stays_until(
+        self, agent_id: str, status: RegistrationStatus, now: datetime, *, calls: bool
+    ) -> datetime | None:
+        """Until when a reading provably stays what OpenSIPS has; None: not at all.
+
+        OpenSIPS changes a registered binding only at its refresh (or when the
+        registration is disabled or reloaded); a binding that still holds
+        without being registered (`calls`: it can receive calls) keeps taking
+        calls until its deadline; a failed registration changes at its next
+        attempt.
+        """
+        look_margin = REPLY_MARGIN + TICK_SLACK + STEP + READ_SLACK
+        if status.is_registered:
+            refresh = None if self._watch is None else self._watch.refresh_due(agent_id)
+            return None if refresh is None else refresh + look_margin
+        if calls:
+            binding = self._bindings.get(agent_id)
+            return None if binding is None else binding.holds_until
+        attempt = self.next_attempt(agent_id, status, now)
+        return None if attempt is None else attempt + look_margin
+
+    def next_attempt(
+        self, agent_id: str, status: RegistrationStatus, now: datetime
+    ) -> datetime | None:
+        """When OpenSIPS will next try to register a failed agent, if known.
+
+        From the refresh watch, which learns each agent's timer; without it,
+        with OpenSIPS' default timer.
+        """
+        if self._watch is not None:
+            return self._watch.next_attempt(agent_id)
+        return next_attempt(status, timedelta(seconds=DEFAULT_TIMER), now)
 
     def can_receive_calls(
         self,

@@ -1,8 +1,7 @@
 """Polls the registration status of the watched Telzino agents."""
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, NoReturn, Self, override
+from typing import Any, Final, NoReturn, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HassJob, HomeAssistant, callback
@@ -15,7 +14,6 @@ from homeassistant.util import dt as dt_util
 
 from .api import (
     Agent,
-    RegistrationState,
     RegistrationStatus,
     TelzinoAuthenticationError,
     TelzinoClient,
@@ -35,67 +33,18 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .history import Reading, TelzinoHistory
+from .data import AgentData, StatusError
+from .history import TelzinoHistory
 from .issues import AccountIssues
-from .scheduler import READ_SLACK, STEP, Plan, Scheduler
+from .scheduler import Plan, Scheduler
 from .store import AccountStore, agents_to_store
-from .watch import DEFAULT_TIMER, REPLY_MARGIN, TICK_SLACK, RefreshWatch, next_attempt
+from .watch import RefreshWatch
 
 type TelzinoConfigEntry = ConfigEntry[TelzinoCoordinator]
 
 # A step sends what the scheduler plans, then what it plans with the answers
 # (after a probe, or the agent list that names the agents), at most this often.
 MAX_ROUNDS: Final = 4
-
-
-@dataclass(frozen=True, slots=True)
-class StatusError:
-    """Why an agent's status could not be read.
-
-    Unlike the exception it comes from, it compares by value: two polls that
-    fail the same way are equal, so they write no state.
-    """
-
-    kind: type[TelzinoError]
-    message: str
-
-    @classmethod
-    def from_exception(cls, err: TelzinoError) -> Self:
-        """Keep the error's class and message."""
-        return cls(type(err), str(err))
-
-    @override
-    def __str__(self) -> str:
-        """Return the error as a log line or diagnostics show it."""
-        return f"{self.kind.__name__}: {self.message}"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AgentData:
-    """What the last poll learned about one agent."""
-
-    name: str
-    # None when this agent's status could not be fetched: its entities are
-    # unavailable rather than stale.
-    status: RegistrationStatus | None
-    error: StatusError | None = None
-    # What "Registered" means: the agent receives calls now. True while
-    # registered, and during a refresh until its REGISTER is answered or has
-    # timed out.
-    can_receive_calls: bool = False
-
-    @property
-    def reading(self) -> Reading:
-        """What this poll adds to the agent's history."""
-        if self.status is None:
-            return Reading.UNOBSERVED
-        if (
-            self.status.enabled is False
-            or self.status.state is RegistrationState.UNREGISTERING
-        ):
-            # Being disabled in Telzino (unREGISTER first): a choice, not a loss.
-            return Reading.DISABLED
-        return Reading.UP if self.can_receive_calls else Reading.DOWN
 
 
 class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
@@ -124,7 +73,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         self.watched: list[str] = list(entry.options.get(CONF_AGENTS, []))
         # Every agent of the account by ID, from the last agent list.
         self.account_agents: dict[str, Agent] = {}
-        self._agents_unavailable: set[str] = set()
         # Extra single-agent polls around predicted refreshes (an option).
         self.watch: RefreshWatch | None = (
             RefreshWatch() if entry.options.get(CONF_WATCH_REFRESH, True) else None
@@ -215,7 +163,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     list_pages=pages,
                     outage=outage is not None,
                 )
-                failed_looks |= self._take_looks(now, plan, answers)
+                if self.watch is not None:
+                    failed_looks |= self.watch.looked(now, plan.looks, answers)
                 results |= answers
             if outage is not None:
                 # Nothing answered, the probes included: the API is out.
@@ -258,26 +207,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             return errors[0]
         return None
 
-    def _take_looks(
-        self,
-        now: datetime,
-        plan: Plan,
-        answers: dict[str, RegistrationStatus | TelzinoError],
-    ) -> set[str]:
-        """Tell the watch which looks went; return those that failed (tried again)."""
-        failed: set[str] = set()
-        if self.watch is None:
-            return failed
-        for agent_id in plan.looks:
-            answer = answers.get(agent_id)
-            if isinstance(answer, TelzinoRateLimitedError):
-                continue
-            self.watch.taken(agent_id)
-            if isinstance(answer, TelzinoError):
-                self.watch.retry(agent_id, now)
-                failed.add(agent_id)
-        return failed
-
     def _sync_watched(self) -> None:
         """Follow the watched agents (the options, or the agent list)."""
         if self._synced_watched is self.watched:
@@ -305,17 +234,21 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             if isinstance(result, TelzinoRateLimitedError) or agent_id not in data:
                 continue
             before = data[agent_id]
-            agent = self._agent_data(agent_id, result, now, before, offset)
+            agent = self.bindings.agent_data(
+                agent_id,
+                result,
+                now,
+                name=self._agent_name(agent_id),
+                previous=before,
+                offset=offset,
+            )
             if self.watch is not None:
                 self.watch.observe(agent_id, agent.status, now)
             if agent.status is not None:
-                self.scheduler.read(
-                    agent_id,
-                    now,
-                    self._predicted_change(
-                        agent_id, agent.status, agent.can_receive_calls
-                    ),
+                stays_until = self.bindings.stays_until(
+                    agent_id, agent.status, now, calls=agent.can_receive_calls
                 )
+                self.scheduler.read(agent_id, now, stays_until)
             else:
                 self.scheduler.forget(agent_id)
             if agent is not before:
@@ -331,7 +264,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     "API's request budget allows no read sooner",
                 ),
             )
-        self._log_agent_availability(changed)
         self.issues.update_agents(changed, self.all_agents)
         if self.all_agents and any(
             a.error is not None and issubclass(a.error.kind, TelzinoNotFoundError)
@@ -340,26 +272,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             # Deleted from the account: the next agent list removes its device.
             self.scheduler.list_now()
         return data
-
-    def _predicted_change(
-        self, agent_id: str, status: RegistrationStatus, can_receive_calls: bool
-    ) -> datetime | None:
-        """Until when a reading provably stays what OpenSIPS has; None: not at all.
-
-        OpenSIPS changes a registered binding only at its refresh (or when the
-        registration is disabled or reloaded); a binding that still holds
-        without being registered (see `bindings.py`) keeps taking
-        calls until its deadline; a failed registration changes at its next
-        attempt.
-        """
-        look_margin = REPLY_MARGIN + TICK_SLACK + STEP + READ_SLACK
-        if status.is_registered:
-            refresh = None if self.watch is None else self.watch.refresh_due(agent_id)
-            return None if refresh is None else refresh + look_margin
-        if can_receive_calls:
-            return self.bindings.holds_until(agent_id)
-        attempt = self.next_attempt(agent_id, status)
-        return None if attempt is None else attempt + look_margin
 
     async def _async_scheduled_step(self, _now: datetime | None = None) -> None:
         """Run the step the scheduler planned (only what is due)."""
@@ -383,7 +295,7 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
 
     def _update_account_issues(self) -> None:
         """Follow the budget and the server's clock; store a budget that changed."""
-        figures = self.budget_figures()
+        figures = self.scheduler.budget_figures()
         if figures != self._budget_figures:
             self._budget_figures = figures
             async_dispatcher_send(self.hass, self.budget_signal)
@@ -397,34 +309,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         if (stored := self._budget_to_store()) != self._stored_budget:
             self._stored_budget = stored
             self.store.async_save_later(self._data_to_store)
-
-    def budget_diagnostics(self) -> dict[str, Any]:
-        """Return what the integration learned of the API's request budget."""
-        budget = self.client.budget
-        sustained = budget.sustained()
-        return {
-            "source": budget.source,
-            "requests_per_hour": None if sustained is None else round(sustained * 3600),
-            "window_s": budget.window,
-            "remaining": budget.remaining,
-            "blocked_for_s": round(budget.blocked_for(), 1),
-            "requests_sent": budget.sent,
-            "requests_rate_limited": budget.rate_limited,
-            "configured_interval_s": self.scan_interval.total_seconds(),
-            "effective_interval_s": round(
-                self.scheduler.effective_interval.total_seconds(), 1
-            ),
-            "read_lag_s": round(self.scheduler.read_lag.total_seconds(), 1),
-            "refresh_looks_allowed": self.scheduler.looks_allowed,
-        }
-
-    def budget_figures(self) -> tuple[int, int | None]:
-        """Return the effective interval (s) and the request budget (per hour, if known)."""
-        sustained = self.client.budget.sustained()
-        return (
-            round(self.scheduler.effective_interval.total_seconds()),
-            None if sustained is None else round(sustained * 3600),
-        )
 
     @callback
     @override
@@ -441,57 +325,6 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
         else:
             self.history.record_unobserved()
         super().async_update_listeners()
-
-    def next_attempt(
-        self, agent_id: str, status: RegistrationStatus
-    ) -> datetime | None:
-        """When OpenSIPS will next try to register a failed agent, if known.
-
-        From the refresh watch, which learns each agent's timer; without it,
-        with OpenSIPS' default timer.
-        """
-        if self.watch is not None:
-            return self.watch.next_attempt(agent_id)
-        return next_attempt(status, timedelta(seconds=DEFAULT_TIMER), dt_util.utcnow())
-
-    def _agent_data(
-        self,
-        agent_id: str,
-        result: RegistrationStatus | TelzinoError,
-        now: datetime,
-        previous: AgentData | None,
-        offset: float,
-    ) -> AgentData:
-        """Return what a reading says of an agent; `previous` if nothing changed.
-
-        So a changed agent is one whose data is not the previous object. Its
-        times are moved onto Home Assistant's clock: `offset` is how far the
-        API's clock is ahead.
-        """
-        name = self._agent_name(agent_id)
-        if isinstance(result, TelzinoError):
-            agent = AgentData(
-                name=name, status=None, error=StatusError.from_exception(result)
-            )
-        else:
-            status = result.shifted(-offset)
-            can_receive_calls = self.bindings.can_receive_calls(
-                agent_id, status, now, result.last_register_sent
-            )
-            if (
-                previous is not None
-                # The client hands back the same status for an unchanged answer
-                # (moved onto this clock, an equal one: compared below).
-                and previous.status is status
-                and previous.can_receive_calls is can_receive_calls
-                and previous.name == name
-            ):
-                # Most polls: no new object, no field-by-field comparison.
-                return previous
-            agent = AgentData(
-                name=name, status=status, can_receive_calls=can_receive_calls
-            )
-        return previous if agent == previous else agent
 
     def _agent_name(self, agent_id: str) -> str:
         agent = self.account_agents.get(agent_id)
@@ -563,18 +396,3 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
             translation_key=key,
             translation_placeholders={"error": str(err)},
         ) from err
-
-    def _log_agent_availability(self, data: dict[str, AgentData]) -> None:
-        """Log once when an agent's status cannot be read, and once when it can again."""
-        for agent_id, agent in data.items():
-            if agent.error is not None and agent_id not in self._agents_unavailable:
-                self._agents_unavailable.add(agent_id)
-                LOGGER.warning(
-                    "Status of agent %s (%s) is unavailable: %s",
-                    agent.name,
-                    agent_id,
-                    agent.error,
-                )
-            elif agent.error is None and agent_id in self._agents_unavailable:
-                self._agents_unavailable.discard(agent_id)
-                LOGGER.info("Status of agent %s (%s) is back", agent.name, agent_id)

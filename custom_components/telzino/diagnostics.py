@@ -40,7 +40,7 @@ async def async_get_config_entry_diagnostics(
             if coordinator.client.server_clock.known
             else None,
         },
-        "request_budget": coordinator.budget_diagnostics(),
+        "request_budget": coordinator.scheduler.diagnostics(),
         "refresh_watch": None
         if (watch := coordinator.watch) is None
         else {

@@ -11,7 +11,8 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .api import RegistrationStatus
 from .const import DASHBOARD_URL, DOMAIN, MANUFACTURER
-from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .data import AgentData
 
 
 class TelzinoEntity(CoordinatorEntity[TelzinoCoordinator]):

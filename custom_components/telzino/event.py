@@ -13,7 +13,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .api import RegistrationState, RegistrationStatus
-from .coordinator import AgentData, TelzinoConfigEntry, TelzinoCoordinator
+from .coordinator import TelzinoConfigEntry, TelzinoCoordinator
+from .data import AgentData
 from .entity import TelzinoEntity, async_add_agent_entities
 
 PARALLEL_UPDATES = 0

@@ -1,8 +1,12 @@
-"""The repair issues an account raises, and clears when their cause is gone."""
+"""What an account tells its user of problems: repair issues, and the log.
+
+Repair issues are raised and cleared as their cause comes and goes; an agent
+whose status cannot be read is logged once, and once again when it can.
+"""
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -16,10 +20,9 @@ from .const import (
     ISSUE_CLOCK_OFFSET,
     ISSUE_REQUEST_BUDGET,
     ISSUE_WRONG_CREDENTIALS,
+    LOGGER,
 )
-
-if TYPE_CHECKING:
-    from .coordinator import AgentData
+from .data import AgentData
 
 # A repair issue when the budget stretches the interval past this factor ...
 BUDGET_ISSUE_FACTOR: Final = 2
@@ -41,10 +44,13 @@ class AccountIssues:
         self._entry = entry
         # Each raised issue's placeholders (None: not raised).
         self._raised: dict[str, dict[str, str] | None] = {}
+        # The agents logged as unavailable.
+        self._unavailable: set[str] = set()
 
     def update_agents(self, changed: Mapping[str, AgentData], all_agents: bool) -> None:
-        """Follow the agents that changed: wrong credentials, an agent deleted."""
+        """Follow the agents that changed: unreadable, wrong credentials, deleted."""
         for agent_id, agent in changed.items():
+            self._log_availability(agent_id, agent)
             self._set_agent_issue(
                 ISSUE_WRONG_CREDENTIALS,
                 agent_id,
@@ -62,6 +68,20 @@ class AccountIssues:
                 placeholders={"agent": agent.name, "agent_id": agent_id},
                 fixable=True,
             )
+
+    def _log_availability(self, agent_id: str, agent: AgentData) -> None:
+        """Log once when an agent's status cannot be read, and once when it can again."""
+        if agent.error is not None and agent_id not in self._unavailable:
+            self._unavailable.add(agent_id)
+            LOGGER.warning(
+                "Status of agent %s (%s) is unavailable: %s",
+                agent.name,
+                agent_id,
+                agent.error,
+            )
+        elif agent.error is None and agent_id in self._unavailable:
+            self._unavailable.discard(agent_id)
+            LOGGER.info("Status of agent %s (%s) is back", agent.name, agent_id)
 
     def update_budget(
         self, agents: int, configured: timedelta, effective: timedelta, granted: int

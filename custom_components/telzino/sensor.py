@@ -238,7 +238,11 @@ class TelzinoNextAttemptSensor(TelzinoEntity, SensorEntity):
     def native_value(self) -> datetime | None:
         """Return the next attempt, unknown while registered."""
         status = self.status
-        return self.coordinator.next_attempt(self.agent_id, status) if status else None
+        if status is None:
+            return None
+        return self.coordinator.bindings.next_attempt(
+            self.agent_id, status, dt_util.utcnow()
+        )
 
 
 class TelzinoHistorySensor(TelzinoEntity, SensorEntity):
@@ -313,7 +317,9 @@ class TelzinoAccountSensor(CoordinatorEntity[TelzinoCoordinator], SensorEntity):
             model="Account",
             configuration_url=DASHBOARD_URL,
         )
-        self._attr_native_value = description.value_fn(coordinator.budget_figures())
+        self._attr_native_value = description.value_fn(
+            coordinator.scheduler.budget_figures()
+        )
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -335,7 +341,9 @@ class TelzinoAccountSensor(CoordinatorEntity[TelzinoCoordinator], SensorEntity):
 
     @callback
     def _handle_budget(self) -> None:
-        value = self.entity_description.value_fn(self.coordinator.budget_figures())
+        value = self.entity_description.value_fn(
+            self.coordinator.scheduler.budget_figures()
+        )
         if value != self._attr_native_value:
             self._attr_native_value = value
             self.async_write_ha_state()

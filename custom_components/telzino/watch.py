@@ -24,14 +24,19 @@ refreshes; until one is seen, the module's default is assumed.
 """
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 import math
 from typing import Final
 
-from .api import RegistrationState, RegistrationStatus
+from .api import (
+    RegistrationState,
+    RegistrationStatus,
+    TelzinoError,
+    TelzinoRateLimitedError,
+)
 
 # Never look at one agent more often than this.
 MIN_SPACING: Final = timedelta(seconds=5)
@@ -213,6 +218,27 @@ class RefreshWatch:
         if (watch := self._agents.get(agent_id)) is not None and watch.planned:
             watch.planned = None
             self.polls += 1
+
+    def looked(
+        self,
+        now: datetime,
+        looks: Iterable[str],
+        answers: Mapping[str, RegistrationStatus | TelzinoError],
+    ) -> set[str]:
+        """Count the looks that went; return those that failed (looked at again).
+
+        A look the rate limit held back stays due.
+        """
+        failed: set[str] = set()
+        for agent_id in looks:
+            answer = answers.get(agent_id)
+            if isinstance(answer, TelzinoRateLimitedError):
+                continue
+            self.taken(agent_id)
+            if isinstance(answer, TelzinoError):
+                self.retry(agent_id, now)
+                failed.add(agent_id)
+        return failed
 
     def next_look(self) -> datetime | None:
         """When the next look is due, if any is planned."""

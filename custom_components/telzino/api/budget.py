@@ -288,10 +288,13 @@ class RequestBudget:
         if self.limit_rate is None:
             if not self._accepted or block_end <= since:
                 return
-            # A first burst met the limit: how fast it refills is not known
-            # (the span is mostly the wait). Start from what it accepted
-            # until the wait ends, and probe upwards fast.
-            estimate, fast = self._accepted / (block_end - since), True
+            # A first burst met the limit: what it accepted until the wait
+            # ends. With the API's wait (its window's reset) and enough of
+            # them, that is the rate; after a wait chosen here, or a few,
+            # it says how much the limit holds, not how fast it refills:
+            # start from it, and probe upwards fast.
+            estimate = self._accepted / (block_end - since)
+            fast = sample_end < block_end or self._accepted < MIN_SAMPLE
         elif span <= 0:
             return
         elif not self._counted_all:
