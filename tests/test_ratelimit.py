@@ -152,6 +152,66 @@ async def test_many_agents_within_a_rate_limit(
         await hass.config_entries.async_unload(entry.entry_id)
 
 
+STATUS_PATH = "/sip/registration/status"
+# The live test's accounts (tests/live/test_rate_limits.py), each saved
+# (options, a reload) seconds after it was added: agents, interval, limit.
+RELOADED = {
+    "40 agents, 60/min sliding, Retry-After": (40, RateLimit("sliding_window", 60, 60)),
+    "20 agents, 30/min fixed, X-RateLimit": (
+        20,
+        RateLimit("fixed_window", 30, 60, headers="x-ratelimit"),
+    ),
+    "60 agents, 25/10 s bucket, IETF": (
+        60,
+        RateLimit("token_bucket", 25, 10, headers="ietf"),
+    ),
+    "60 agents, 25/10 s fixed, Retry-After": (60, RateLimit("fixed_window", 25, 10)),
+}
+
+
+@pytest.mark.parametrize("name", RELOADED)
+async def test_reads_keep_up_after_the_options_are_saved(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    name: str,
+) -> None:
+    """Issue 34's case: the options saved 3 s after setup, and the reads at 90 %.
+
+    The reloaded entry meets a window its first round spent. Once that window
+    has passed, the reads reach 90 % of what 30 s needs or the limit allows
+    (whichever is less) over the next 5 minutes, few are refused, and no
+    entity is unavailable.
+    """
+    agents, limit = RELOADED[name]
+    fake = frozen_fake(freezer)
+    fake.add_agents(agents)
+    fake.rate_limit = limit
+    fake.stats.request_times = deque(maxlen=100_000)
+    async with serve(fake) as url:
+        entry = await setup_entry(
+            hass, make_entry(url, [], all_agents=True, scan_interval=30)
+        )
+        await run_for(hass, freezer, 3)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        start = time.time() + limit.window
+        await run_for(hass, freezer, int(limit.window) + 300)
+        shown = {
+            hass.states.get(entity_id).state
+            for entity_id in registered_entity_ids(fake.agents.values())
+        }
+        assert STATE_UNAVAILABLE not in shown
+        await hass.config_entries.async_unload(entry.entry_id)
+    sent = [(path, ok) for at, path, ok in fake.stats.request_times if at >= start]
+    reads = sum(ok and path.endswith(STATUS_PATH) for path, ok in sent)
+    others = sum(ok and not path.endswith(STATUS_PATH) for path, ok in sent)
+    wanted = min(agents / 30, limit.limit / limit.window) * 300 - others
+    assert reads >= 0.9 * wanted, (reads, wanted)
+    # Once the limit is known, few are refused.
+    assert sum(not ok for _, ok in sent) <= 0.01 * len(sent) + 2
+
+
 async def test_the_first_round_goes_at_the_pace_the_api_announces(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
