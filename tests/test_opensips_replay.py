@@ -48,7 +48,6 @@ class Api:
     shown_within: int = SHOWN_WITHIN
 
 
-FROZEN = "lastRegisterSent frozen"
 APIS = {
     "on time": Api(),
     "90 s ahead": Api(ahead=90.0),
@@ -56,7 +55,7 @@ APIS = {
     # When a refresh's REGISTER went is not known: a refresh counts as one
     # for the grace from when it was last seen registered, unless a read
     # sees it fail sooner.
-    FROZEN: Api(
+    "lastRegisterSent frozen": Api(
         freezes_register_time=True,
         shown_within=SHOWN_WITHIN + int(REFRESH_GRACE.total_seconds()),
     ),
@@ -118,25 +117,6 @@ def can_receive_calls(events: list[tuple[float, str]], now: float) -> bool:
     return bool(came_from) and came_from[-1] == "REGISTERED" and outcome == "REGISTERED"
 
 
-# Known to fail (issue 35): on OpenSIPS 3.x a reload meets a/slow's refresh
-# while it waits 16 s for each of the registrar's replies; reads and looks
-# saw it registered, then not registered (a false `lost`). The refresh
-# watch learns the timer from the gaps between refreshes, which include the
-# reply delay (69-70 s for 60 s registrations): no 10 s timer fits them, the
-# default 100 s is assumed, and the refresh is neither looked at nor taken
-# as due.
-KNOWN_FALSE_ALARM = pytest.mark.xfail(
-    reason="3.x: a slow registrar's reply delay hides the timer (issue 35)",
-    strict=True,
-)
-# With `lastRegisterSent` frozen the 5-minute grace covers the same moment in
-# some runs and not others (when the reads fall): not strict there.
-MAYBE_FALSE_ALARM = pytest.mark.xfail(
-    reason="3.x: a slow registrar's reply delay hides the timer (issue 35)",
-    strict=False,
-)
-
-
 def cases() -> list[Any]:
     """Return every trace with every API.
 
@@ -148,14 +128,7 @@ def cases() -> list[Any]:
             path,
             name,
             id=f"{path.stem}-{name}",
-            marks=[
-                *([] if name == "on time" else [pytest.mark.simulation]),
-                *(
-                    [MAYBE_FALSE_ALARM if name == FROZEN else KNOWN_FALSE_ALARM]
-                    if path.stem == "main_3x"
-                    else []
-                ),
-            ],
+            marks=[] if name == "on time" else [pytest.mark.simulation],
         )
         for path in TRACES
         for name in APIS

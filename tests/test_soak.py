@@ -86,12 +86,21 @@ pytestmark = [
 class Oracle:
     """What the documented rules remember of each agent (see docs/how-it-works.md)."""
 
-    # When each agent was last seen registered, and its REGISTER's time then.
-    seen: dict[str, tuple[float, float | None]] = field(default_factory=dict)
-    # The agents whose refresh was seen under way since.
-    refreshing: set[str] = field(default_factory=set)
+    # When each agent was last seen registered, its REGISTER's time and its
+    # `expires` then.
+    seen: dict[str, tuple[float, float | None, float | None]] = field(
+        default_factory=dict
+    )
+    # Until when the refresh seen under way since counts as one.
+    refresh_until: dict[str, float] = field(default_factory=dict)
     # For a NOT_REGISTERED after it (a reload that met a refresh): until when.
     reregister_by: dict[str, float] = field(default_factory=dict)
+
+    def forget(self, agent_id: str) -> None:
+        """Forget the agent's binding: not registered, and not held."""
+        self.seen.pop(agent_id, None)
+        self.refresh_until.pop(agent_id, None)
+        self.reregister_by.pop(agent_id, None)
 
 
 def can_receive_calls(
@@ -102,43 +111,46 @@ def can_receive_calls(
     A refresh (a REGISTER after a registration seen at the last reading):
     within 35 s of that REGISTER (a SIP transaction times out at 30 s), or
     within 5 minutes of when it was seen registered when the REGISTER's time
-    did not move. NOT_REGISTERED after such a refresh, while enabled (a reload
-    that met it): until the registrant's next tick (the default timer, with
-    the refresh watch off) and 35 s.
+    did not move. NOT_REGISTERED after it, while enabled (a reload that met a
+    refresh): until the registrant's next tick (the default timer, with the
+    refresh watch off) and 35 s, never past the later of the binding's expiry
+    (its `expires` then plus a timer interval) and the refresh's grace, nor
+    past the reading's own `expires`.
     """
     agent = fake.agents[agent_id]
     now, sent = time.time(), agent.last_register_sent
     if truth == "REGISTERED_STATE":
-        oracle.seen[agent_id] = (now, sent)
-        oracle.refreshing.discard(agent_id)
-        oracle.reregister_by.pop(agent_id, None)
+        oracle.forget(agent_id)
+        oracle.seen[agent_id] = (now, sent, agent.expires)
         return True
     until = None
     if (seen := oracle.seen.get(agent_id)) is not None:
-        seen_at, seen_sent = seen
+        seen_at, seen_sent, seen_expires = seen
         if truth in REFRESHING:
-            oracle.refreshing.add(agent_id)
             moved = sent is not None and (seen_sent is None or sent > seen_sent)
-            until = (
+            until = oracle.refresh_until[agent_id] = (
                 sent + REFRESH_REPLY_GRACE.total_seconds()
                 if moved and sent is not None
                 else seen_at + REFRESH_GRACE.total_seconds()
             )
-        elif (
-            truth == "NOT_REGISTERED_STATE"
-            and agent.enabled is not False
-            and agent_id in oracle.refreshing
-        ):
+        elif truth == "NOT_REGISTERED_STATE" and agent.enabled is not False:
             until = oracle.reregister_by.setdefault(
                 agent_id, now + DEFAULT_TIMER + REFRESH_REPLY_GRACE.total_seconds()
             )
+            holds = [
+                t
+                for t in (
+                    seen_expires and seen_expires + DEFAULT_TIMER,
+                    oracle.refresh_until.get(agent_id),
+                )
+                if t
+            ]
+            until = min(until, max(holds, default=until))
             if agent.expires:
                 until = min(until, agent.expires)
     if until is not None and now < until:
         return True
-    oracle.seen.pop(agent_id, None)
-    oracle.refreshing.discard(agent_id)
-    oracle.reregister_by.pop(agent_id, None)
+    oracle.forget(agent_id)
     return False
 
 
@@ -231,7 +243,12 @@ async def test_soak(
     # The event entity's view, modelled here: can the agent receive calls (a
     # refresh counts within 35 s of its REGISTER), and in which state.
     last_reading = dict.fromkeys(ids, (True, "registered"))
-    oracle = Oracle(seen={agent_id: (time.time(), None) for agent_id in ids})
+    oracle = Oracle(
+        seen={
+            agent_id: (time.time(), None, fake.agents[agent_id].expires)
+            for agent_id in ids
+        }
+    )
     transitions = changes = agent_faults = outages = token_expiries = 0
     fake.reset_stats()
     for index in range(polls):

@@ -335,6 +335,20 @@ def test_what_the_watch_learns_and_plans() -> None:
     assert _timer_of((5,), 3600) == 100
     assert _timer_of((3400, 3407), 3600) == 100
     assert _timer_of((3400,), None) == 100
+    # Gaps recorded on the real registrant (tests/opensips/): 10 s timers with
+    # 60 s and 90 s registrations on 4.x and 3.x, where the drift flips a
+    # refresh between two ticks; a registrar that answers 16 s late (3.x
+    # counts from the reply: every gap is a tick later, past E); 100 s timers
+    # with 250 s and 300 s registrations, not a whole number of ticks.
+    assert _timer_of((41, 49, 41, 40), 60) == 10
+    assert _timer_of((51, 50, 59, 51), 60) == 10
+    assert _timer_of((80, 80, 81, 80), 90) == 10
+    assert _timer_of((70, 71, 70, 69), 60) == 10
+    assert _timer_of((100, 99, 101, 100), 250) == 100
+    assert _timer_of((199, 200, 201), 250) == 100
+    assert _timer_of((299, 201), 300) == 100
+    # A 60 s timer with hour-long registrations on 4.x (E - 2 TI).
+    assert _timer_of((3480,), 3600) == 60
     # A pending REGISTER: look once its transaction has timed out.
     pending = reading(now, state=RegistrationState.REGISTERING, sent=0)
     watch.observe("p", pending, now + timedelta(seconds=1))

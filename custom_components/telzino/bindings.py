@@ -31,8 +31,12 @@ class _Binding:
     # API's clock, as the API gave it).
     seen: datetime
     sent: datetime | None
-    # Whether a refresh of it was seen under way.
-    refreshing: bool = False
+    # Until when it holds at the registrar, at the latest: its `expires`
+    # then, plus a timer interval (`expires` may be OpenSIPS'
+    # registration_t_out, a timer interval before the binding expires).
+    valid_until: datetime | None
+    # Until when a refresh of it seen under way counts as one.
+    refresh_until: datetime | None = None
     # When a reload that met its refresh must have registered it again.
     reregister_by: datetime | None = None
     # Until when the last reading still means it takes calls.
@@ -139,7 +143,13 @@ class Bindings:
         lastRegisterSent as the API gave it (on the API's clock).
         """
         if status.is_registered:
-            self._bindings[agent_id] = _Binding(now, api_sent)
+            self._bindings[agent_id] = _Binding(
+                now,
+                api_sent,
+                None
+                if status.expires is None
+                else status.expires + self._timer(agent_id),
+            )
             return True
         binding = self._bindings.get(agent_id)
         if binding is not None:
@@ -167,40 +177,42 @@ class Bindings:
           that did not move (an API that lags, or does not update it) says
           nothing, and a bounded grace from when it was last seen registered
           applies, as for none at all.
-        - A reload that met a refresh still waiting for its reply
-          (NOT_REGISTERED, enabled, before the binding's expiry, after a
-          refresh was seen under way or was due): OpenSIPS registers it
-          again at its next timer tick. That deadline is set at the first
-          such reading; later ones do not move it.
+        - NOT_REGISTERED, enabled: OpenSIPS' reload keeps a registered
+          binding but resets one whose REGISTER awaits its reply, and
+          registers it again at its next timer tick, while the old binding
+          still holds. Until that tick and the reply's grace, set at the
+          first such reading (later ones do not move it); never past the
+          binding's expiry or the refresh's grace, whichever is later, nor
+          past an `expires` the reading itself shows.
         """
         if status.state in REFRESH_STATES:
-            binding.refreshing = True
             sent = status.last_register_sent
             if (
                 sent is not None
                 and api_sent is not None
                 and (binding.sent is None or api_sent > binding.sent)
             ):
-                return sent + REFRESH_REPLY_GRACE
-            return binding.seen + REFRESH_GRACE
-        watch = self._watch
-        refresh_due = None if watch is None else watch.refresh_due(agent_id)
+                binding.refresh_until = sent + REFRESH_REPLY_GRACE
+            else:
+                binding.refresh_until = binding.seen + REFRESH_GRACE
+            return binding.refresh_until
         if (
             status.state is not RegistrationState.NOT_REGISTERED
             or status.enabled is False
-            # A reload meets a refresh only while one is under way: seen, or
-            # due by the binding's expiry. Otherwise (new SIP settings, say)
-            # NOT_REGISTERED is no binding's refresh.
-            or not (
-                binding.refreshing or (refresh_due is not None and now >= refresh_due)
-            )
         ):
             return None
         if binding.reregister_by is None:
-            tick = None if watch is None else watch.next_tick(agent_id, now)
+            tick = None if self._watch is None else self._watch.next_tick(agent_id, now)
             binding.reregister_by = (
-                tick or now + timedelta(seconds=DEFAULT_TIMER)
+                tick or now + self._timer(agent_id)
             ) + REFRESH_REPLY_GRACE
-        if status.expires is None:
-            return binding.reregister_by
-        return min(binding.reregister_by, status.expires)
+        # The binding's own deadlines; an `expires` this reading shows.
+        holds = [t for t in (binding.valid_until, binding.refresh_until) if t]
+        until = min(binding.reregister_by, max(holds, default=binding.reregister_by))
+        return until if status.expires is None else min(until, status.expires)
+
+    def _timer(self, agent_id: str) -> timedelta:
+        """Return the agent's timer interval: learned by the refresh watch, else the default."""
+        if self._watch is None:
+            return timedelta(seconds=DEFAULT_TIMER)
+        return self._watch.timer(agent_id)

@@ -50,8 +50,11 @@ TRANSACTION_TIMEOUT: Final = timedelta(seconds=30)
 DEFAULT_TIMER: Final = 100
 MIN_TIMER: Final = 10
 MAX_TIMER: Final = 600
-# REGISTER gaps kept per agent to learn its timer from.
+# REGISTER gaps kept per agent to learn its timer from; how far the timer's
+# drift moves a gap; how long a registrar may take to answer (a transaction).
 GAPS_KEPT: Final = 4
+GAP_SLACK: Final = 2
+MAX_REPLY_DELAY: Final = 31
 # An expiry further ahead than this (or with no lifetime known, than a day) is
 # not trusted: the watch falls back to plain interval polling.
 EXPIRY_HORIZON_FACTOR: Final = 2
@@ -170,6 +173,18 @@ class RefreshWatch:
         watch.planned = None if when is None else max(when, now + MIN_SPACING)
         watch.planned_from, watch.planned_window = status, self.window
 
+    def look_by(self, agent_id: str, when: datetime) -> None:
+        """Look at the agent by `when`, when what its reading means runs out.
+
+        A binding that takes calls while not registered (a refresh, or a
+        reload that met one) does so only until a deadline: a look then tells
+        whether it was registered again, so a loss shows at that moment, not
+        at the next interval read.
+        """
+        watch = self._agents.get(agent_id)
+        if watch is not None and (watch.planned is None or when < watch.planned):
+            watch.planned = when
+
     def next_attempt(self, agent_id: str) -> datetime | None:
         """When OpenSIPS will next try to register a failed agent, if known."""
         watch = self._agents.get(agent_id)
@@ -181,6 +196,11 @@ class RefreshWatch:
         if watch is None or watch.last_register_sent is None:
             return None
         return _tick_at_or_after(watch.last_register_sent, watch.timer, after)
+
+    def timer(self, agent_id: str) -> timedelta:
+        """Return the agent's timer interval: learned, else the default."""
+        watch = self._agents.get(agent_id)
+        return timedelta(seconds=DEFAULT_TIMER) if watch is None else watch.timer
 
     def refresh_due(self, agent_id: str) -> datetime | None:
         """Return the first tick at which the agent's binding may refresh, if known.
@@ -374,26 +394,47 @@ def _tick_at_or_after(tick: datetime, timer: timedelta, when: datetime) -> datet
     return tick + periods * timer
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _timer_of(gaps: tuple[int, ...], lifetime: int | None) -> int:
     """Return the timer interval the refresh gaps show; else the default.
 
-    Refreshes are E - 2 TI or E - TI apart (the timer's drift flips them; 3.x:
-    E - TI or E), give or take a second: two gaps that differ do so by TI. One
-    gap alone gives TI if the default is one of its two readings, else
-    (E - gap) / 2 (4.x). A gap off that pattern (a refresh after a REGISTER
-    sent between ticks, on enabling) is outvoted.
+    A REGISTER goes at a tick, so a gap is a whole number n of timer intervals
+    (TI), give or take the timer's drift. The refresh goes at the first tick
+    at or after the reply + E - c TI (c = 2 on OpenSIPS 4.x, 1 on 3.x), the
+    reply at most a transaction after the REGISTER. The interval chosen
+    explains the most gaps (one off the pattern, after an enable, is
+    outvoted), then with the least drift and the least reply delay; then the
+    default; then the smallest, whose ticks are the most often looked at.
     """
     if not gaps or not lifetime:
         return DEFAULT_TIMER
-    low, high = min(gaps), max(gaps)
-    rest = lifetime - low
-    if high - low > 2:
-        timer = high - low
-        if abs(rest - 2 * timer) <= 2 or abs(rest - timer) <= 2:
-            return timer if MIN_TIMER <= timer <= MAX_TIMER else DEFAULT_TIMER
-        rest = lifetime - max(sorted(set(gaps)), key=gaps.count)
-    if abs(rest - 2 * DEFAULT_TIMER) <= 2 or abs(rest - DEFAULT_TIMER) <= 2:
-        return DEFAULT_TIMER
-    timer = rest // 2
-    return timer if MIN_TIMER <= timer <= MAX_TIMER else DEFAULT_TIMER
+    candidates = {DEFAULT_TIMER}
+    for gap in set(gaps):
+        for periods in range(1, (gap + GAP_SLACK) // MIN_TIMER + 1):
+            low = max(MIN_TIMER, math.ceil((gap - GAP_SLACK) / periods))
+            high = min(MAX_TIMER, lifetime - 1, (gap + GAP_SLACK) // periods)
+            candidates.update(range(low, high + 1))
+    fit, timer = min((_fit(timer, gaps, lifetime), timer) for timer in candidates)
+    return timer if fit[0] < len(gaps) else DEFAULT_TIMER
+
+
+def _fit(
+    timer: int, gaps: tuple[int, ...], lifetime: int
+) -> tuple[int, int, int, bool]:
+    """How badly `timer` explains the gaps: unexplained, drift, reply delay, not default."""
+    unexplained = delay = drift = 0
+    for gap in gaps:
+        periods = round(gap / timer)
+        delays = [
+            max(0, (periods - 1 + c) * timer - lifetime)
+            for c in (1, 2)
+            if c * timer < lifetime
+            and (periods + c) * timer >= lifetime
+            and (periods - 1 + c) * timer - lifetime <= MAX_REPLY_DELAY
+        ]
+        if periods < 1 or abs(gap - periods * timer) > GAP_SLACK or not delays:
+            unexplained += 1
+            continue
+        delay = max(delay, min(delays))
+        drift += abs(gap - periods * timer)
+    return unexplained, drift, delay, timer != DEFAULT_TIMER
