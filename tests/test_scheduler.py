@@ -16,7 +16,8 @@ removed, a refused agent list), and checks at every step:
   of what the account needs or the limit allows, whichever is less, at
   least (FLOOR);
   at most 1 % of requests are refused, and a few an hour (a spent window
-  that says nothing of its reset is found only by asking).
+  that says nothing of its reset is found only by asking);
+- a reading's bound (until when it is shown) never shrinks once granted.
   (`scripts/bench --rate-limit` measures how close to 100 % they come.)
 
 The bounded profile runs in scripts/test; `scripts/bench --rate-limit
@@ -85,6 +86,8 @@ class Account:
     reads: deque[float] = field(default_factory=deque)
     list_refused: bool = False
     end: float = START
+    # Until when the readings of the first few agents were granted to be shown.
+    granted: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Start the scheduler and budget as a setup does."""
@@ -98,6 +101,7 @@ class Account:
         self.scheduler = Scheduler(timedelta(seconds=self.interval), self.budget)
         self.scheduler.sync(f"agent-{n}" for n in range(self.agents))
         self.scheduler.read_all()
+        self.granted.clear()  # a restart shows no reading until read again
 
     @property
     def when(self) -> datetime:
@@ -128,6 +132,7 @@ class Account:
             self.scheduler.done(
                 now, plan, answered, sent=len(self.sent) - before, list_pages=pages
             )
+            self.note_readings(now, answered)
         self.check_work_conserving(now)
         return self.scheduler.next_step(now)
 
@@ -149,6 +154,25 @@ class Account:
                 self.reads.append(self.now)
             stop = stop or not result
         return answered
+
+    def note_readings(self, now: datetime, answered: dict[str, bool]) -> None:
+        """Show the readings, as the coordinator does; check none was cut short.
+
+        A reading's bound never shrinks once granted: what the scheduler
+        learns later (a lag that ages out, a faster pace) does not bring the
+        next read sooner. Checked on the first ten agents (every step).
+        """
+        for agent_id, bound in self.granted.items():
+            now_bound = self.scheduler._valid_until(agent_id)
+            assert now_bound is not None
+            assert now_bound >= bound, "a reading cut short"
+        for agent_id, read in answered.items():
+            if read:
+                self.scheduler.read(agent_id, now, None)
+                if int(agent_id.removeprefix("agent-")) < 10:
+                    bound = self.scheduler._valid_until(agent_id)
+                    assert bound is not None
+                    self.granted[agent_id] = bound
 
     def check_work_conserving(self, now: datetime) -> None:
         """When an agent is due and the credit holds a request, the step was not idle.

@@ -111,8 +111,8 @@ def can_receive_calls(
     A refresh (a REGISTER after a registration seen at the last reading):
     within 35 s of that REGISTER (a SIP transaction times out at 30 s), or
     within 5 minutes of when it was seen registered when the REGISTER's time
-    did not move. NOT_REGISTERED after it, while enabled (a reload that met a
-    refresh): until the registrant's next tick (the default timer, with the
+    did not move. NOT_REGISTERED after such a refresh, while enabled (a reload
+    that met it): until the registrant's next tick (the default timer, with the
     refresh watch off) and 35 s, never past the later of the binding's expiry
     (its `expires` then plus a timer interval) and the refresh's grace, nor
     past the reading's own `expires`.
@@ -133,7 +133,11 @@ def can_receive_calls(
                 if moved and sent is not None
                 else seen_at + REFRESH_GRACE.total_seconds()
             )
-        elif truth == "NOT_REGISTERED_STATE" and agent.enabled is not False:
+        elif (
+            truth == "NOT_REGISTERED_STATE"
+            and agent.enabled is not False
+            and agent_id in oracle.refresh_until
+        ):
             until = oracle.reregister_by.setdefault(
                 agent_id, now + DEFAULT_TIMER + REFRESH_REPLY_GRACE.total_seconds()
             )

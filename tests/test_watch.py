@@ -273,6 +273,32 @@ def reading(
     )
 
 
+def test_refreshes_the_api_does_not_stamp_leave_the_ticks_unknown() -> None:
+    """A later `expires` with lastRegisterSent unmoved: the agent's ticks are not known.
+
+    No look at ticks counted from a stale REGISTER time, no bound from them,
+    and a refresh may be under way at any time; a refresh stamped again
+    brings the ticks back.
+    """
+    watch = RefreshWatch()
+    now = dt_util.utcnow()
+    watch.observe("a", reading(now, sent=0, expires=3600), now)
+    assert watch.refresh_due("a") == now + timedelta(seconds=3400)
+    assert not watch.refresh_may_be_under_way("a", now)
+    # Refreshed at 3500 s: a new expiry, the REGISTER's time as it was.
+    later = now + timedelta(seconds=3510)
+    watch.observe("a", reading(now, sent=0, expires=7100), later)
+    assert watch.refresh_due("a") is None
+    assert watch.next_look() is None
+    assert watch.refresh_may_be_under_way("a", later)
+    # Stamped again at the next refresh: its ticks are known again.
+    latest = now + timedelta(seconds=7010)
+    watch.observe("a", reading(now, sent=7000, expires=10600), latest)
+    assert watch.refresh_due("a") == now + timedelta(seconds=10400)
+    assert not watch.refresh_may_be_under_way("a", latest)
+    assert not watch.refresh_may_be_under_way("unknown", latest)
+
+
 def test_what_the_watch_learns_and_plans() -> None:
     """Looks at the candidate ticks; the timer is learned from REGISTER gaps."""
     watch = RefreshWatch()

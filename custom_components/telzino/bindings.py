@@ -177,10 +177,11 @@ class Bindings:
           that did not move (an API that lags, or does not update it) says
           nothing, and a bounded grace from when it was last seen registered
           applies, as for none at all.
-        - NOT_REGISTERED, enabled: OpenSIPS' reload keeps a registered
-          binding but resets one whose REGISTER awaits its reply, and
-          registers it again at its next timer tick, while the old binding
-          still holds. Until that tick and the reply's grace, set at the
+        - NOT_REGISTERED, enabled, while a refresh may be under way:
+          OpenSIPS' reload keeps a registered binding but resets one whose
+          REGISTER awaits its reply, and registers it again at its next timer
+          tick, while the old binding still holds. Until that tick and the
+          reply's grace, set at the
           first such reading (later ones do not move it); never past the
           binding's expiry or the refresh's grace, whichever is later, nor
           past an `expires` the reading itself shows.
@@ -199,6 +200,16 @@ class Bindings:
         if (
             status.state is not RegistrationState.NOT_REGISTERED
             or status.enabled is False
+            # A reload meets a refresh only while one may be under way: seen,
+            # or due (or the API does not show when refreshes go). Otherwise
+            # (new SIP settings, say) NOT_REGISTERED is no binding's refresh.
+            or not (
+                binding.refresh_until is not None
+                or (
+                    self._watch is not None
+                    and self._watch.refresh_may_be_under_way(agent_id, now)
+                )
+            )
         ):
             return None
         if binding.reregister_by is None:

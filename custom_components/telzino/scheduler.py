@@ -34,7 +34,8 @@ Invariants, each checked by tests/test_scheduler.py:
   then the pace.
 - A reading is shown only while provably current (`expired`): its effective
   interval, the reads' lag and 5 s after it was read, longer only while the
-  registrant provably keeps it, and never past 3 effective intervals.
+  registrant provably keeps it, and never past 3 effective intervals. Its
+  bound never shrinks once granted (the reads were planned with it).
 """
 
 from collections import deque
@@ -99,8 +100,11 @@ class _Reading(NamedTuple):
     """When an agent was last read, and how long that reading may be shown."""
 
     at: datetime
-    # The effective interval it was read in.
+    # The effective interval it was read in, and the reads' lag then: a
+    # reading's bound never shrinks once granted (a lag learned an hour ago
+    # ages out, the reads planned with it do not come sooner).
     interval: timedelta
+    lag: timedelta
     # Until when it provably stays what the registrant has (None: unknown).
     stays_until: datetime | None
 
@@ -485,7 +489,7 @@ class Scheduler:
 
     def read(self, agent_id: str, now: datetime, stays_until: datetime | None) -> None:
         """Note a reading of an agent, and until when it provably stays current."""
-        reading = _Reading(now, self.effective_interval, stays_until)
+        reading = _Reading(now, self.effective_interval, self.read_lag, stays_until)
         self._readings[agent_id] = reading
         if self._next_expiry is not None:
             self._next_expiry = min(self._next_expiry, self._bound(reading))
@@ -508,7 +512,7 @@ class Scheduler:
     def _bound(self, reading: _Reading) -> datetime:
         """Until when a reading may be shown."""
         interval = max(self.effective_interval, reading.interval)
-        own = reading.at + interval + self.read_lag + READ_SLACK
+        own = reading.at + interval + max(self.read_lag, reading.lag) + READ_SLACK
         if reading.stays_until is None:
             return own
         return max(

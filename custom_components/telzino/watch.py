@@ -100,6 +100,9 @@ class _AgentWatch:
     next_attempt: datetime | None = None
     # The first tick at which a registered binding may refresh.
     refresh_from: datetime | None = None
+    # Whether the API showed a refresh (a later `expires`) without moving
+    # `lastRegisterSent`: then the agent's ticks are not known.
+    unstamped: bool = False
     probes: int = 0
     planned: datetime | None = None
     # The reading and the window the plan was made from: the same (unchanged)
@@ -159,10 +162,20 @@ class RefreshWatch:
                 watch.gaps.append(
                     round((sent - watch.last_register_sent).total_seconds())
                 )
+                watch.unstamped = False
                 if watch.expires is not None:
                     self._learn_offset(sent - watch.expires, watch.timer)
             watch.last_register_sent = sent
             watch.probes = 0
+        elif (
+            status.is_registered
+            and watch.registered
+            and watch.expires is not None
+            and status.expires is not None
+            and status.expires - watch.expires >= timedelta(seconds=MIN_TIMER)
+        ):
+            # Refreshed, and its REGISTER's time not shown.
+            watch.unstamped = True
         watch.registered = status.is_registered
         watch.lifetime = status.registration_interval
         if status.is_registered:
@@ -201,6 +214,19 @@ class RefreshWatch:
         """Return the agent's timer interval: learned, else the default."""
         watch = self._agents.get(agent_id)
         return timedelta(seconds=DEFAULT_TIMER) if watch is None else watch.timer
+
+    def refresh_may_be_under_way(self, agent_id: str, now: datetime) -> bool:
+        """Tell whether the agent's binding may be refreshing now.
+
+        From its first refresh tick on; at any time when the API does not show
+        when its refreshes go.
+        """
+        watch = self._agents.get(agent_id)
+        if watch is None:
+            return False
+        return watch.unstamped or (
+            watch.refresh_from is not None and now >= watch.refresh_from
+        )
 
     def refresh_due(self, agent_id: str) -> datetime | None:
         """Return the first tick at which the agent's binding may refresh, if known.
@@ -284,6 +310,8 @@ class RefreshWatch:
         if sent is None:
             return None
         watch.refresh_from = None
+        if watch.unstamped:
+            return None  # its ticks are not known: the interval polls tell
         if status.state in PENDING_STATES:
             # Reply pending: look once the transaction has timed out (once:
             # a state that outlasts it is left to the interval polls).
