@@ -418,7 +418,7 @@ async def test_rate_limit(
         "",
         (
             "rate limit: unavailable "
-            f"{max(r.unavailable for r in results) * 100:.2f} %, staleness ratio "
+            f"{max(r.unavailable for r in results) * 100:.3f} %, staleness ratio "
             f"{max(r.staleness for r in results):.2f}, 429 share "
             f"{max(r.share_429 for r in results) * 100:.2f} %, budget use "
             f"{min(uses, default=math.nan) * 100:.0f} %, detection p95 "

@@ -425,3 +425,34 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     assert scheduler.plan(later, agents[:1]).looks == []
     hour_on = now + RECENT_WINDOW + timedelta(seconds=1)
     assert scheduler.plan(hour_on, agents[:1]).looks == agents[:1]
+
+
+def test_a_look_counts_as_the_agents_read() -> None:
+    """An answered look moves the agent's next read an interval on; a refused one does not.
+
+    The reads it saves go to the other agents: a look reads the whole status.
+    """
+    clock = [START]
+    budget = RequestBudget(lambda: clock[0])
+    budget.record(
+        200,
+        {"RateLimit-Policy": '"default";q=60;w=60', "RateLimit": '"default";r=60;t=60'},
+    )
+    scheduler = Scheduler(timedelta(seconds=60), budget)
+    scheduler.sync(["a", "b", "c"])
+    now = datetime.fromtimestamp(START, UTC)
+    plan = scheduler.plan(now)
+    assert plan.reads == ["a", "b", "c"]
+    scheduler.done(now, plan, dict.fromkeys(plan.reads, True), sent=3)
+    # Looks at a (answered) and b (refused by a 429) 30 s later.
+    looked = now + timedelta(seconds=30)
+    clock[0] = looked.timestamp()
+    plan = scheduler.plan(looked, ["a", "b"])
+    assert plan.looks == ["a", "b"]
+    scheduler.done(looked, plan, {"a": True, "b": False}, sent=2)
+    # An interval after the reads: b and c are due, a only an interval after
+    # its look.
+    interval_on = now + timedelta(seconds=60)
+    clock[0] = interval_on.timestamp()
+    assert scheduler.plan(interval_on).reads == ["b", "c"]
+    assert "a" in scheduler.plan(looked + timedelta(seconds=60)).reads

@@ -438,9 +438,12 @@ class Scheduler:
                 self._last[agent_id] = now
                 self._due_now.discard(agent_id)
         for agent_id in plan.looks:
-            # A look does not move the agent's reads: they sample the
-            # registration at other moments than its refreshes.
             self._looked[agent_id] = now
+            if agent_id in self._last and answered.get(agent_id, False):
+                # A look reads the whole status: the agent's next read is an
+                # interval after it, and the reads it saves go to the others.
+                self._last[agent_id] = now
+                self._due_now.discard(agent_id)
         self._looks.extend(now for _ in plan.looks)
         if others := sent - reads:
             self._others.append((now, others))
