@@ -249,13 +249,8 @@ class TelzinoCoordinator(DataUpdateCoordinator[dict[str, AgentData]]):
                     agent_id, agent.status, now, calls=agent.can_receive_calls
                 )
                 self.scheduler.read(agent_id, now, stays_until)
-                if (
-                    self.watch is not None
-                    and stays_until is not None
-                    and agent.can_receive_calls
-                    and not agent.status.is_registered
-                ):
-                    self.watch.look_by(agent_id, stays_until)
+                if self.watch is not None and stays_until and agent.held:
+                    self.watch.look_by(agent_id, stays_until)  # when the hold ends
             else:
                 self.scheduler.forget(agent_id)
             if agent is not before:

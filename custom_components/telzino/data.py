@@ -44,6 +44,15 @@ class AgentData:
     can_receive_calls: bool = False
 
     @property
+    def held(self) -> bool:
+        """Whether it takes calls without being registered: a binding's hold, until a deadline."""
+        return (
+            self.can_receive_calls
+            and self.status is not None
+            and not self.status.is_registered
+        )
+
+    @property
     def reading(self) -> Reading:
         """What this poll adds to the agent's history."""
         if self.status is None:
