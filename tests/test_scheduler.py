@@ -427,10 +427,17 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     assert scheduler.plan(hour_on, agents[:1]).looks == agents[:1]
 
 
-def test_a_look_counts_as_the_agents_read() -> None:
-    """An answered look moves the agent's next read an interval on; a refused one does not.
+@pytest.mark.parametrize(
+    ("agents", "moved"), [(100, True), (3, False)], ids=["budget binds", "room"]
+)
+def test_a_look_counts_as_the_agents_read_while_the_budget_binds(
+    agents: int, moved: bool
+) -> None:
+    """While the budget binds, an answered look moves the agent's next read on.
 
-    The reads it saves go to the other agents: a look reads the whole status.
+    The read it saves goes to another agent (a look reads the whole status).
+    With budget to spare, the reads keep the configured interval and the looks
+    come on top. A look refused by a 429 moves nothing.
     """
     clock = [START]
     budget = RequestBudget(lambda: clock[0])
@@ -439,20 +446,18 @@ def test_a_look_counts_as_the_agents_read() -> None:
         {"RateLimit-Policy": '"default";q=60;w=60', "RateLimit": '"default";r=60;t=60'},
     )
     scheduler = Scheduler(timedelta(seconds=60), budget)
-    scheduler.sync(["a", "b", "c"])
+    scheduler.sync(f"agent-{n}" for n in range(agents))
     now = datetime.fromtimestamp(START, UTC)
     plan = scheduler.plan(now)
-    assert plan.reads == ["a", "b", "c"]
-    scheduler.done(now, plan, dict.fromkeys(plan.reads, True), sent=3)
-    # Looks at a (answered) and b (refused by a 429) 30 s later.
+    first, second = plan.reads[:2]
+    scheduler.done(now, plan, dict.fromkeys(plan.reads, True), sent=len(plan.reads))
+    assert (scheduler.effective_interval > scheduler.interval) is moved
     looked = now + timedelta(seconds=30)
     clock[0] = looked.timestamp()
-    plan = scheduler.plan(looked, ["a", "b"])
-    assert plan.looks == ["a", "b"]
-    scheduler.done(looked, plan, {"a": True, "b": False}, sent=2)
-    # An interval after the reads: b and c are due, a only an interval after
-    # its look.
-    interval_on = now + timedelta(seconds=60)
-    clock[0] = interval_on.timestamp()
-    assert scheduler.plan(interval_on).reads == ["b", "c"]
-    assert "a" in scheduler.plan(looked + timedelta(seconds=60)).reads
+    plan = scheduler.plan(looked, [first, second])
+    assert plan.looks == [first, second]
+    scheduler.done(looked, plan, {first: True, second: False}, sent=2)
+    due = scheduler._due(now + timedelta(seconds=60))
+    assert (first in due) is not moved
+    assert second in due
+    assert first in scheduler._due(looked + timedelta(seconds=60))

@@ -437,11 +437,13 @@ class Scheduler:
                 self._note_late(now, agent_id)
                 self._last[agent_id] = now
                 self._due_now.discard(agent_id)
+        binding = self.effective_interval > self.interval
         for agent_id in plan.looks:
             self._looked[agent_id] = now
-            if agent_id in self._last and answered.get(agent_id, False):
-                # A look reads the whole status: the agent's next read is an
-                # interval after it, and the reads it saves go to the others.
+            if binding and agent_id in self._last and answered.get(agent_id, False):
+                # The budget binds: a look reads the whole status, so it counts
+                # as the agent's read and the read it saves goes to another.
+                # With room, reads keep the configured interval: more samples.
                 self._last[agent_id] = now
                 self._due_now.discard(agent_id)
         self._looks.extend(now for _ in plan.looks)
