@@ -192,6 +192,10 @@ class Account:
             wait = (needed - credit) / pace
             late = scheduler.next_step(now) - now - timedelta(seconds=wait)
             assert late <= timedelta(seconds=1), "the next step waits past the credit"
+        if (resets_in := self.budget.resets_in()) is not None:
+            # The API says when its window refills: the next step is no later.
+            late = scheduler.next_step(now) - now - timedelta(seconds=resets_in)
+            assert late <= timedelta(seconds=1), "agents due wait past the reset"
 
 
 def limits() -> st.SearchStrategy[RateLimit]:
@@ -214,7 +218,8 @@ class Case:
     second_tier: RateLimit | None
     agents: int
     interval: int
-    # Minutes into the run: a restart, the quota changed, agents added.
+    # Seconds into the run: a restart (agents added with it); the quota
+    # changes at 30 minutes.
     restart_at: int | None
     quota_factor: float
     list_refused: bool
@@ -226,7 +231,7 @@ cases = st.builds(
     second_tier=st.none() | limits(),
     agents=st.integers(1, 1000),
     interval=st.sampled_from([30, 60, 300, 3600]),
-    restart_at=st.none() | st.integers(5, 50),
+    restart_at=st.none() | st.integers(1, 3000),
     quota_factor=st.sampled_from([0.5, 1.0, 2.0]),
     list_refused=st.booleans(),
 )
@@ -265,7 +270,7 @@ def run(case: Case, minutes: int = 90) -> Account:
         )
         assert 0 < wait <= longest + 1
         account.now += wait
-        if case.restart_at is not None and account.now >= START + case.restart_at * 60:
+        if case.restart_at is not None and account.now >= START + case.restart_at:
             account.start(account.budget.learned())
             account.scheduler.sync(f"agent-{n}" for n in range(case.agents + 5))
             account.agents += 5
@@ -319,7 +324,22 @@ def check_throughput(account: Account, case: Case) -> None:
 @given(cases)
 @example(
     # The reload of issue 34: 60 agents, a fixed 25 per 10 s, Retry-After.
-    Case(RateLimit("fixed_window", 25, 10.0), None, 60, 30, 20, 1.0, list_refused=False)
+    Case(
+        RateLimit("fixed_window", 25, 10.0), None, 60, 30, 1200, 1.0, list_refused=False
+    )
+)
+@example(
+    # The live test's Bursty account: a token bucket announced in the IETF
+    # fields, and options saved 2 s after setup.
+    Case(
+        RateLimit("token_bucket", 25, 10.0, headers="ietf"),
+        None,
+        60,
+        30,
+        2,
+        1.0,
+        list_refused=False,
+    )
 )
 @example(
     # The known stall: an agent list refused with Retry-After at every try.
@@ -396,6 +416,30 @@ def test_a_window_spent_early_waits_for_its_reset_without_dividing_by_zero() -> 
     )
     assert budget.pace() == 0
     assert timedelta(0) < scheduler.next_step(now) - now <= timedelta(seconds=60)
+
+
+def test_agents_waiting_on_a_window_almost_spent_go_when_it_refills() -> None:
+    """One request left for 10 s would pace the reads 20 s apart: the refill comes first.
+
+    (Found live: a reload that met a token bucket with one request left
+    read nothing for 40 s while the bucket refilled at 2.5 a second.)
+    """
+    clock = [0.0]
+    budget = RequestBudget(lambda: clock[0])
+    budget.record(
+        200,
+        {
+            "RateLimit-Policy": '"telzino";q=25;w=10',
+            "RateLimit": '"telzino";r=1;t=10',
+        },
+    )
+    scheduler = Scheduler(timedelta(seconds=30), budget)
+    scheduler.sync(f"agent-{n}" for n in range(60))
+    now = datetime.fromtimestamp(START, UTC)
+    plan = scheduler.plan(now)
+    scheduler.done(now, plan, dict.fromkeys(plan.agents, True), sent=5)
+    assert budget.pace() == pytest.approx(0.05)
+    assert scheduler.next_step(now) - now == timedelta(seconds=10)
 
 
 def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None:

@@ -478,15 +478,17 @@ class Scheduler:
         """Return when the credit will hold a number of requests."""
         blocked = timedelta(seconds=self.budget.blocked_for())
         pace = self.budget.pace()
+        # The pace of an announced window holds only until it refills.
+        resets_in = self.budget.resets_in() or math.inf
 
         def ready(requests: float) -> datetime:
             if blocked or pace is None:
                 return now + blocked
             if pace <= 0:
                 # Nothing left to spend before the window resets.
-                return now + STEP
+                return now + min(STEP, timedelta(seconds=resets_in))
             wait = max(requests - self._credit, 0.0) / pace
-            return now + timedelta(seconds=wait)
+            return now + timedelta(seconds=min(wait, resets_in))
 
         return ready
 

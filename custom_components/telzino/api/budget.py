@@ -98,6 +98,13 @@ class RequestBudget:
         """Seconds until requests may be sent again (0 when they may now)."""
         return max(self.blocked_until - self._clock(), 0.0)
 
+    def resets_in(self) -> float | None:
+        """Seconds until the announced window refills (None: none announced ahead)."""
+        if self.source != "headers" or self.reset_at is None:
+            return None
+        left = self.reset_at - self._clock()
+        return left if left > 0 else None
+
     def record(
         self, status: int, headers: Mapping[str, str], *, learn: bool = True
     ) -> None:
