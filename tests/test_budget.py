@@ -300,6 +300,27 @@ def test_a_reload_carries_the_requests_counted_towards_the_next_estimate() -> No
     assert after.limit_rate == pytest.approx(60 / 60, rel=1e-3)
 
 
+def test_a_reload_during_a_wait_counts_the_next_sample_from_its_end() -> None:
+    """Saved while the API asked to wait: the next 429 teaches, as it would have.
+
+    A first burst's 5 in 10 s, then the entry reloads during the wait; 20
+    sent at 1 a second after it meet a 429 that waits 10 s: 20 in 30 s.
+    """
+    clock = FakeClock()
+    before = RequestBudget(clock)
+    spend(before, clock, 5, 0.0)
+    before.record(429, {"Retry-After": "10"})
+    assert before.limit_rate == pytest.approx(5 / 10)
+    clock.advance(2)
+    after = RequestBudget(clock)
+    after.restore(before.learned())
+    assert after.blocked_for() == pytest.approx(8, abs=0.01)
+    clock.advance(8)
+    spend(after, clock, 20, 1.0)
+    after.record(429, {"Retry-After": "10"})
+    assert after.limit_rate == pytest.approx(20 / 30, rel=1e-3)
+
+
 @pytest.mark.parametrize(
     "counted",
     [

@@ -267,24 +267,31 @@ class RequestBudget:
             self._estimated_at = self._clock()
             self._fast_probe = False
         wall = time.time() - self._clock()
-        if (until := _positive(learned.get("blocked_until"))) is not None:
-            wait = min(until - time.time(), BACKOFF_MAX)
+        if (blocked := _positive(learned.get("blocked_until"))) is not None:
+            wait = min(blocked - time.time(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
         since, until = learned.get("counting_since"), learned.get("counted_until")
         accepted = learned.get("accepted")
         if (
-            (since := _positive(since)) is not None
-            and (until := _positive(until)) is not None
-            and since <= until <= time.time()
-            and isinstance(accepted, int)
-            and not isinstance(accepted, bool)
-            and accepted >= 0
+            (since := _positive(since)) is None
+            or (until := _positive(until)) is None
+            or until > time.time()
+            or not isinstance(accepted, int)
+            or isinstance(accepted, bool)
+            or accepted < 0
         ):
+            return
+        if since <= until:
             # The sample goes on: what the run before sent still counts in
             # the API's window (the time between the runs does not count).
             self._counting_since = since - wall + (time.time() - until)
-            self._accepted = accepted
-            self._counted_all = learned.get("counted_all") is True
+        elif blocked is not None and since <= blocked + 1:
+            # It starts when the wait the run before met ends (restored above).
+            self._counting_since = max(self.blocked_until, self._clock())
+        else:
+            return
+        self._accepted = accepted
+        self._counted_all = learned.get("counted_all") is True
 
     def _learn_from_429(
         self, since: float, sample_end: float, block_end: float
