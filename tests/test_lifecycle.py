@@ -27,7 +27,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 import pytest
 
 from custom_components.telzino.const import CONF_AGENTS, CONF_ALL_AGENTS
@@ -97,6 +97,13 @@ async def happen(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(account=accounts(), all_agents=st.booleans(), happenings=events)
+@example(
+    # A 429 asks for minutes (360 per 10 minutes, spent in the third): the
+    # options are saved during the wait, and the reloaded entry must wait too.
+    account=(RateLimit("fixed_window", 360, 600.0), 60, 30),
+    all_agents=False,
+    happenings=[(5, "options saved"), (6, "restart")],
+)
 async def test_the_entry_never_goes_dark_through_its_life(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
