@@ -8,6 +8,7 @@ import time
 import pytest
 
 from custom_components.telzino.api import RequestBudget, TelzinoRateLimitedError
+from scripts.fake_telzino import RateLimit
 from tests.common import FakeClock
 
 
@@ -140,6 +141,30 @@ def test_a_first_burst_learns_a_rate_then_probes_fast() -> None:
     assert start is not None
     clock.advance(300)
     assert budget.pace() == pytest.approx(start * 2**5)
+
+
+def test_a_fast_probe_learns_the_limit_from_its_last_doubling() -> None:
+    """A probe that doubles up to 5 a second meets a bare 429: about 5 learned.
+
+    Requests go at the pace until then; the API allows 5 in each second and
+    says nothing more. What the whole ramp accepted (1.7 a second) is what
+    the probe sent, not what the API allows.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    limit = RateLimit("fixed_window", 5, 1.0, retry_after=False)
+    credit = 0.0
+    while budget.rate_limited < 2:
+        if budget.blocked_for() > 0:
+            clock.advance(0.1)
+            continue
+        credit = min(credit + 0.1 * (budget.pace() or 10.0), 5.0)
+        while credit >= 1 and budget.rate_limited < 2:
+            admitted, headers = limit.admit(clock.now)
+            budget.record(200 if admitted else 429, headers)
+            credit -= 1
+        clock.advance(0.1)
+    assert budget.limit_rate == pytest.approx(5, rel=0.1)
 
 
 def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> None:

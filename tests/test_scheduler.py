@@ -342,6 +342,20 @@ def check_throughput(account: Account, case: Case) -> None:
     )
 )
 @example(
+    # A bare 429 (no headers, no Retry-After) from 5 a second: the probe
+    # from a first burst's estimate doubles to it in minutes; what it then
+    # learned was the average of the ramp (a third of the limit).
+    Case(
+        RateLimit("fixed_window", 5, 1.0, retry_after=False),
+        None,
+        214,
+        30,
+        None,
+        1.0,
+        list_refused=False,
+    )
+)
+@example(
     # The known stall: an agent list refused with Retry-After at every try.
     Case(
         RateLimit("sliding_window", 60, 60.0, retry_after=False),

@@ -10,8 +10,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
-  a first burst's estimate is probed fast (doubling), and too few requests to
-  estimate from bring a rate above them down by at most half. Only requests
+  a first burst's estimate is probed fast (doubling, each doubling a sample
+  of its own), and too few requests to estimate from bring a rate above them
+  down by at most half. Only requests
   counted from the end of a wait show the rate: before, the API's window may
   hold requests sent before this run that were not counted (`learned` keeps
   the count across a reload or restart).
@@ -81,6 +82,8 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # The doublings of a fast probe so far (each starts a new sample).
+        self._doublings = 0.0
 
     @property
     def announced(self) -> bool:
@@ -116,6 +119,11 @@ class RequestBudget:
         """
         now = self._clock()
         self.sent += 1
+        if self._fast_probe and (doublings := self._doubled(now)) > self._doublings:
+            # The 429 that ends a fast probe tells what the last doubling's
+            # requests met, not the average of the ramp below it.
+            self._doublings = doublings
+            self._accepted, self._counting_since = 0, now
         if self._counting_since is None:
             self._counting_since = now
         announced = self._read_headers(headers, now)
@@ -174,12 +182,15 @@ class RequestBudget:
 
     def _probed(self, limit_rate: float, now: float) -> float:
         """Return a rate estimated from 429s as planned with now: probed upwards."""
-        since = max(now - self._estimated_at, 0.0)
         if self._fast_probe:
-            doublings = min(since // FAST_PROBE_PERIOD, MAX_DOUBLINGS)
-            return limit_rate * ESTIMATE_MARGIN * 2**doublings
-        probes = since // PROBE_PERIOD
+            return limit_rate * ESTIMATE_MARGIN * 2 ** self._doubled(now)
+        probes = max(now - self._estimated_at, 0.0) // PROBE_PERIOD
         return limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
+
+    def _doubled(self, now: float) -> float:
+        """Return how often a fast probe has doubled the rate by now."""
+        since = max(now - self._estimated_at, 0.0)
+        return min(since // FAST_PROBE_PERIOD, MAX_DOUBLINGS)
 
     def spare(self) -> float:
         """Return the requests the window holds beyond its pace until its reset.
@@ -299,6 +310,12 @@ class RequestBudget:
         """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
+        if self._fast_probe and self.limit_rate is not None:
+            # A fast probe met the limit: the rate that met it is the one to
+            # correct, by what was accepted since the last doubling. Without
+            # a lesson there, the probe goes on from it after the wait.
+            self.limit_rate *= 2**self._doublings
+            self._doublings, self._estimated_at = 0.0, block_end
         if self.limit_rate is None:
             if not self._accepted or block_end <= since:
                 return
@@ -329,7 +346,7 @@ class RequestBudget:
                 return
             estimate = self.limit_rate * min(THIN_DECREASE, max(toward, THIN_FLOOR))
         self.limit_rate, self.source = estimate, "429s"
-        self._fast_probe = fast
+        self._fast_probe, self._doublings = fast, 0.0
         self._estimated_at = block_end
 
     def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:
