@@ -182,6 +182,24 @@ def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> 
     assert budget.limit_rate == pytest.approx(23 / 32.3)
 
 
+def test_a_wait_chosen_after_a_page_refused_is_not_counted_as_the_apis() -> None:
+    """Agent-list pages meet a bare 429: the next sample starts when the 30 s wait ends.
+
+    Counted through that wait, 23 in 60 s would teach 0.38 a second where the
+    API accepted 20 in 30 s.
+    """
+    clock, budget, learned = learned_from_20_in_30_s()
+    clock.advance(10)
+    spend(budget, clock, 3, 0.1)
+    budget.record(429, {}, learn=False)
+    assert budget.blocked_for() == pytest.approx(30)
+    assert budget.limit_rate == learned
+    clock.advance(30)
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {"Retry-After": "10"})
+    assert budget.limit_rate == pytest.approx(20 / 30)
+
+
 def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
     """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
     clock = FakeClock()

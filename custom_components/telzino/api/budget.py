@@ -151,9 +151,14 @@ class RequestBudget:
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         until = now + max(wait, 0.0)
         self.blocked_until = max(self.blocked_until, until)
-        if in_block or not learn:
-            # More answers of requests already in flight (one lesson per
-            # block), or a request not sent at the pace: nothing to learn.
+        if in_block:
+            # More answers of requests already in flight: one lesson per block.
+            return
+        if not learn:
+            # A request not sent at the pace: nothing to learn. A wait chosen
+            # here says nothing of the API: the sample starts again after it.
+            if sample_end is None:
+                self._accepted, self._counting_since = 0, until
             return
         if not announced:
             since = self._counting_since
