@@ -159,9 +159,19 @@ async def test_a_refresh_of_unknown_start_has_a_grace_period(
 
 
 @pytest.mark.parametrize(
-    ("registered_again", "register_times"),
-    [(True, True), (False, True), (False, False)],
-    ids=["registered again", "not registered again", "without register times"],
+    ("registered_again", "register_times", "watch_refresh"),
+    [
+        (True, True, True),
+        (False, True, True),
+        (False, False, True),
+        (False, True, False),
+    ],
+    ids=[
+        "registered again",
+        "not registered again",
+        "without register times",
+        "refresh watch off",
+    ],
 )
 async def test_a_reload_that_meets_a_pending_refresh_is_not_a_loss(
     hass: HomeAssistant,
@@ -170,6 +180,7 @@ async def test_a_reload_that_meets_a_pending_refresh_is_not_a_loss(
     freezer: FrozenDateTimeFactory,
     registered_again: bool,
     register_times: bool,
+    watch_refresh: bool,
 ) -> None:
     """A reload during a refresh's REGISTER: no loss until the next tick registers.
 
@@ -178,11 +189,12 @@ async def test_a_reload_that_meets_a_pending_refresh_is_not_a_loss(
     meanwhile. Lost only when that tick and a reply's grace have passed.
     """
     fake.clock = time.time
-    # Without register times the ticks are not known: a default timer's
-    # from the reload bounds it.
+    # Without register times, or without the refresh watch, the ticks are
+    # not known: a default timer's from the reload bounds it.
     no_times = {} if register_times else {"last_register_sent": None}
     fake.add_agent("Front desk", FRONT_DESK, **no_times)
-    await setup_entry(hass, make_entry(fake_url, [FRONT_DESK]))
+    entry = make_entry(fake_url, [FRONT_DESK], watch_refresh=watch_refresh)
+    await setup_entry(hass, entry)
     seen: list[str] = []
     refresh_sent(fake, "REGISTERING_STATE", 10)
     if not register_times:

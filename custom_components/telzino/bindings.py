@@ -31,10 +31,9 @@ class _Binding:
     # API's clock, as the API gave it).
     seen: datetime
     sent: datetime | None
-    # Until when it holds at the registrar, at the latest: its `expires`
-    # then, plus a timer interval (`expires` may be OpenSIPS'
-    # registration_t_out, a timer interval before the binding expires).
-    valid_until: datetime | None
+    # Its `expires` then: it holds at the registrar a timer interval later at
+    # the latest (`expires` may be OpenSIPS' registration_t_out).
+    expires: datetime | None
     # Until when a refresh of it seen under way counts as one.
     refresh_until: datetime | None = None
     # When a reload that met its refresh must have registered it again.
@@ -143,13 +142,7 @@ class Bindings:
         lastRegisterSent as the API gave it (on the API's clock).
         """
         if status.is_registered:
-            self._bindings[agent_id] = _Binding(
-                now,
-                api_sent,
-                None
-                if status.expires is None
-                else status.expires + self._timer(agent_id),
-            )
+            self._bindings[agent_id] = _Binding(now, api_sent, status.expires)
             return True
         binding = self._bindings.get(agent_id)
         if binding is not None:
@@ -218,7 +211,8 @@ class Bindings:
                 tick or now + self._timer(agent_id)
             ) + REFRESH_REPLY_GRACE
         # The binding's own deadlines; an `expires` this reading shows.
-        holds = [t for t in (binding.valid_until, binding.refresh_until) if t]
+        valid_until = binding.expires and binding.expires + self._timer(agent_id)
+        holds = [t for t in (valid_until, binding.refresh_until) if t]
         until = min(binding.reregister_by, max(holds, default=binding.reregister_by))
         return until if status.expires is None else min(until, status.expires)
 
