@@ -200,6 +200,23 @@ def test_a_wait_chosen_after_a_page_refused_is_not_counted_as_the_apis() -> None
     assert budget.limit_rate == pytest.approx(20 / 30)
 
 
+def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:
+    """A window that refuses for minutes, then takes 10: 10 in 100 s, not in 10 s.
+
+    The waits chosen here end in refusals (nothing accepted): the API's
+    window is spent all that time, and the next lesson spans it.
+    """
+    clock, budget, _ = learned_from_20_in_30_s()
+    clock.advance(10)
+    budget.record(429, {})
+    clock.advance(30)
+    budget.record(429, {})
+    clock.advance(60)
+    spend(budget, clock, 10, 1.0)
+    budget.record(429, {})
+    assert budget.limit_rate == pytest.approx(10 / 100)
+
+
 def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
     """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
     clock = FakeClock()

@@ -156,8 +156,9 @@ class RequestBudget:
             return
         if not learn:
             # A request not sent at the pace: nothing to learn. A wait chosen
-            # here says nothing of the API: the sample starts again after it.
-            if sample_end is None:
+            # here after requests accepted says nothing of the API: the
+            # sample starts again after it.
+            if sample_end is None and self._accepted:
                 self._accepted, self._counting_since = 0, until
             return
         if not announced:
@@ -165,7 +166,10 @@ class RequestBudget:
             self._learn_from_429(
                 since, now if sample_end is None else sample_end, until
             )
-        self._accepted, self._counting_since = 0, until
+        if self._accepted or announced:
+            self._accepted, self._counting_since = 0, until
+        # (Nothing accepted since the last wait: the sample goes on through
+        # this one, the API's window refusing all the while.)
         self._counted_all = True
 
     def pace(self) -> float | None:
