@@ -12,10 +12,11 @@ the client (token, agent list, status) passes `check` before it is sent and
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate is probed fast (doubling, each doubling a sample
   of its own), and too few requests to estimate from bring a rate above them
-  down by at most half. Only requests
-  counted from the end of a wait show the rate: before, the API's window may
-  hold requests sent before this run that were not counted (`learned` keeps
-  the count across a reload or restart).
+  down by at most half. Only requests counted from the end of a wait show the
+  rate: before, the API's window may hold requests sent before this run that
+  were not counted (`learned` keeps the count across a reload or restart).
+  Waits that end in refusals, nothing accepted, stay in the sample: the
+  window was spent all along.
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -166,10 +167,10 @@ class RequestBudget:
             self._learn_from_429(
                 since, now if sample_end is None else sample_end, until
             )
+        # The next sample starts after this wait, unless nothing was accepted
+        # since the last one: the window refused all along, and it goes on.
         if self._accepted or announced:
             self._accepted, self._counting_since = 0, until
-        # (Nothing accepted since the last wait: the sample goes on through
-        # this one, the API's window refusing all the while.)
         self._counted_all = True
 
     def pace(self) -> float | None:
