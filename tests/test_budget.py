@@ -167,37 +167,31 @@ def test_a_fast_probe_learns_the_limit_from_its_last_doubling() -> None:
     assert budget.limit_rate == pytest.approx(5, rel=0.1)
 
 
-def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing() -> None:
-    """A burst of agent-list pages meets a 429: it holds, the rate stays."""
-    clock, budget, learned = learned_from_20_in_30_s()
-    clock.advance(10)
-    spend(budget, clock, 3, 0.1)
-    budget.record(429, {"Retry-After": "2"}, learn=False)
-    assert budget.blocked_for() == pytest.approx(2)
-    assert budget.limit_rate == learned
-    # The sample goes on: the next lesson counts what was accepted since.
-    clock.advance(2)
-    spend(budget, clock, 20, 1.0)
-    budget.record(429, {"Retry-After": "10"})
-    assert budget.limit_rate == pytest.approx(23 / 32.3)
+@pytest.mark.parametrize(
+    ("headers", "wait", "learned_after"),
+    [({"Retry-After": "2"}, 2, 23 / 32.3), ({}, 30, 20 / 30)],
+    ids=["the API's wait: the sample goes on", "a wait chosen here: it starts again"],
+)
+def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing(
+    headers: dict[str, str], wait: float, learned_after: float
+) -> None:
+    """A burst of agent-list pages meets a 429: it holds, the rate stays.
 
-
-def test_a_wait_chosen_after_a_page_refused_is_not_counted_as_the_apis() -> None:
-    """Agent-list pages meet a bare 429: the next sample starts when the 30 s wait ends.
-
-    Counted through that wait, 23 in 60 s would teach 0.38 a second where the
-    API accepted 20 in 30 s.
+    The next lesson counts what was accepted since, through the API's own
+    wait; a wait chosen here (no Retry-After) is not the API's: counted
+    through it, 23 in 60 s would teach 0.38 a second where the API accepted
+    20 in 30 s.
     """
     clock, budget, learned = learned_from_20_in_30_s()
     clock.advance(10)
     spend(budget, clock, 3, 0.1)
-    budget.record(429, {}, learn=False)
-    assert budget.blocked_for() == pytest.approx(30)
+    budget.record(429, headers, learn=False)
+    assert budget.blocked_for() == pytest.approx(wait)
     assert budget.limit_rate == learned
-    clock.advance(30)
+    clock.advance(wait)
     spend(budget, clock, 20, 1.0)
     budget.record(429, {"Retry-After": "10"})
-    assert budget.limit_rate == pytest.approx(20 / 30)
+    assert budget.limit_rate == pytest.approx(learned_after)
 
 
 def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:

@@ -215,14 +215,14 @@ class Case:
     """What hypothesis draws: an account and what happens to it."""
 
     limit: RateLimit
-    second_tier: RateLimit | None
-    agents: int
-    interval: int
+    second_tier: RateLimit | None = None
+    agents: int = 60
+    interval: int = 30
     # Seconds into the run: a restart (agents added with it); the quota
     # changes at 30 minutes.
-    restart_at: int | None
-    quota_factor: float
-    list_refused: bool
+    restart_at: int | None = None
+    quota_factor: float = 1.0
+    list_refused: bool = False
 
 
 cases = st.builds(
@@ -324,50 +324,24 @@ def check_throughput(account: Account, case: Case) -> None:
 @given(cases)
 @example(
     # The reload of issue 34: 60 agents, a fixed 25 per 10 s, Retry-After.
-    Case(
-        RateLimit("fixed_window", 25, 10.0), None, 60, 30, 1200, 1.0, list_refused=False
-    )
+    Case(RateLimit("fixed_window", 25, 10.0), restart_at=1200)
 )
 @example(
     # The live test's Bursty account: a token bucket announced in the IETF
     # fields, and options saved 2 s after setup.
-    Case(
-        RateLimit("token_bucket", 25, 10.0, headers="ietf"),
-        None,
-        60,
-        30,
-        2,
-        1.0,
-        list_refused=False,
-    )
+    Case(RateLimit("token_bucket", 25, 10.0, headers="ietf"), restart_at=2)
 )
 @example(
     # A bare 429 (no headers, no Retry-After) from 5 a second: the probe
     # from a first burst's estimate doubles to it in minutes; what it then
     # learned was the average of the ramp (a third of the limit).
-    Case(
-        RateLimit("fixed_window", 5, 1.0, retry_after=False),
-        None,
-        214,
-        30,
-        None,
-        1.0,
-        list_refused=False,
-    )
+    Case(RateLimit("fixed_window", 5, 1.0, retry_after=False), agents=214)
 )
 @example(
     # The same limit, and 727 agents: the agent list's 8 pages go in a burst
     # (not at the pace) and meet it; the 30 s wait chosen then was counted
     # as the API's, and the rate learned 0.35 a second (a fourteenth).
-    Case(
-        RateLimit("fixed_window", 5, 1.0, retry_after=False),
-        None,
-        727,
-        30,
-        None,
-        1.0,
-        list_refused=False,
-    )
+    Case(RateLimit("fixed_window", 5, 1.0, retry_after=False), agents=727)
 )
 @example(
     # 5 per 10 minutes behind 5 a second, neither saying more than a bare
@@ -376,22 +350,14 @@ def check_throughput(account: Account, case: Case) -> None:
     Case(
         RateLimit("fixed_window", 5, 1.0, retry_after=False),
         RateLimit("fixed_window", 5, 600.0, retry_after=False),
-        2,
-        30,
-        None,
-        1.0,
-        list_refused=False,
+        agents=2,
     )
 )
 @example(
     # The known stall: an agent list refused with Retry-After at every try.
     Case(
         RateLimit("sliding_window", 60, 60.0, retry_after=False),
-        None,
-        40,
-        30,
-        None,
-        1.0,
+        agents=40,
         list_refused=True,
     )
 )

@@ -227,11 +227,9 @@ class RequestBudget:
         window past its reset is not known to have refilled.
         """
         if (
-            self.source != "headers"
+            self.resets_in() is None
             or self.limit_rate is None
             or self.remaining is None
-            or self.reset_at is None
-            or self.reset_at <= self._clock()
         ):
             return 0.0
         return max(self.remaining - self._kept(self.limit_rate), 0.0)
