@@ -70,11 +70,15 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     assert budget.limit_rate == pytest.approx(100 / 60)
     clock.advance(30)
     budget.check()
-    # Then it probes upwards slowly: 1 % per 10 minutes without a 429.
+    # Then it probes upwards slowly: 1 % per 10 minutes in use without a 429.
     before = budget.pace()
     assert before == pytest.approx(100 / 60 * 0.96)
+    spend(budget, clock, round(1201 * before), 1 / before)
+    assert budget.pace() == pytest.approx(before * 1.01**2)
+    # A rate not in use (the requests needed fewer) is not raised.
     clock.advance(1200)
-    assert budget.pace() == pytest.approx(before * 1.02)
+    spend(budget, clock, 2, 1.0)
+    assert budget.pace() == pytest.approx(before * 1.01**2)
 
 
 def test_a_runs_first_429_teaches_nothing_when_a_rate_is_known() -> None:
@@ -126,10 +130,12 @@ def test_thin_estimates_settle_at_what_the_api_accepts() -> None:
 
 
 def test_a_first_burst_learns_a_rate_then_probes_fast() -> None:
-    """A first burst meets a 429 without Retry-After: a low rate, doubled every minute.
+    """A first burst meets a 429 without Retry-After: a low rate, doubled every minute in use.
 
     How fast the limit refills is not known; the rate grows until the next
-    429 corrects it, so that it is back near the limit within minutes.
+    429 corrects it, so that it is back near the limit within minutes. It
+    grows only while the requests use it: a rate they never reached says
+    nothing of the limit.
     """
     clock = FakeClock()
     budget = RequestBudget(clock)
@@ -139,7 +145,13 @@ def test_a_first_burst_learns_a_rate_then_probes_fast() -> None:
     clock.advance(30)
     start = budget.pace()
     assert start is not None
-    clock.advance(300)
+    for _ in range(5):
+        pace = budget.pace()
+        assert pace is not None
+        spend(budget, clock, round(60 * pace) + 1, 1 / pace)
+    assert budget.pace() == pytest.approx(start * 2**5)
+    # Requests that keep to 1 a second leave the rate where they are.
+    spend(budget, clock, 300, 1.0)
     assert budget.pace() == pytest.approx(start * 2**5)
 
 

@@ -11,8 +11,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate is probed fast (doubling, each doubling a sample
-  of its own), and too few requests to estimate from bring a rate above them
-  down by at most half. Only requests counted from the end of a wait show the
+  of its own). Only a rate in use is raised: one the requests never reached
+  says nothing of the limit. Too few requests to estimate from bring a rate
+  above them down by at most half. Only requests counted from the end of a wait show the
   rate: before, the API's window may hold requests sent before this run that
   were not counted (`learned` keeps the count across a reload or restart).
   Waits that end in refusals, nothing accepted, stay in the sample: the
@@ -38,11 +39,12 @@ HEADER_MARGIN: Final = 0.98
 ESTIMATE_MARGIN: Final = 0.96
 # Without headers, probe upwards by this share of the rate every PROBE_PERIOD;
 # from an estimate that rests on little (see below), double it every
-# FAST_PROBE_PERIOD until the next 429.
+# FAST_PROBE_PERIOD until the next 429. Only a rate in use is raised: at
+# least this share of it was accepted over the period.
 PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
-MAX_DOUBLINGS: Final = 20
+IN_USE: Final = 0.5
 # An estimate from fewer accepted requests than this, over less than
 # LONG_SAMPLE seconds, is noise: the known rate moves towards it, by a factor
 # between these two (with none known, it is taken, and probed fast).
@@ -77,14 +79,16 @@ class RequestBudget:
         self.reset_at: float | None = None
         self._accepted = 0
         self._counting_since: float | None = None
-        self._estimated_at = 0.0
+        # How far the probe raised the rate, since when it is at that level,
+        # and what was accepted since.
+        self._probe = 1.0
+        self._probe_since = 0.0
+        self._probe_accepted = 0
         self._backoff = BACKOFF_START
         # Whether the requests counted are all the window holds: counted
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
-        # The doublings of a fast probe so far (each starts a new sample).
-        self._doublings = 0.0
 
     @property
     def announced(self) -> bool:
@@ -120,16 +124,13 @@ class RequestBudget:
         """
         now = self._clock()
         self.sent += 1
-        if self._fast_probe and (doublings := self._doubled(now)) > self._doublings:
-            # The 429 that ends a fast probe tells what the last doubling's
-            # requests met, not the average of the ramp below it.
-            self._doublings = doublings
-            self._accepted, self._counting_since = 0, now
+        self._raise_probe(now)
         if self._counting_since is None:
             self._counting_since = now
         announced = self._read_headers(headers, now)
         if status != 429:
             self._accepted += 1
+            self._probe_accepted += 1
             self._backoff = BACKOFF_START
             if self.remaining == 0 and self.reset_at is not None:
                 # Spent: wait for the reset rather than for a 429.
@@ -188,19 +189,22 @@ class RequestBudget:
                     kept = self._kept(self.limit_rate)
                     rate = min(rate, max(self.remaining - kept, 0) / left)
             return rate
-        return self._probed(self.limit_rate, now)
+        return self.limit_rate * ESTIMATE_MARGIN * self._probe
 
-    def _probed(self, limit_rate: float, now: float) -> float:
-        """Return a rate estimated from 429s as planned with now: probed upwards."""
-        if self._fast_probe:
-            return limit_rate * ESTIMATE_MARGIN * 2 ** self._doubled(now)
-        probes = max(now - self._estimated_at, 0.0) // PROBE_PERIOD
-        return limit_rate * ESTIMATE_MARGIN * (1 + PROBE_STEP * probes)
-
-    def _doubled(self, now: float) -> float:
-        """Return how often a fast probe has doubled the rate by now."""
-        since = max(now - self._estimated_at, 0.0)
-        return min(since // FAST_PROBE_PERIOD, MAX_DOUBLINGS)
+    def _raise_probe(self, now: float) -> None:
+        """Raise a rate estimated from 429s a step at each period it was in use."""
+        period = FAST_PROBE_PERIOD if self._fast_probe else PROBE_PERIOD
+        if self.source != "429s" or now - self._probe_since < period:
+            return
+        level = self.limit_rate or 0.0
+        in_use = level * ESTIMATE_MARGIN * self._probe * (now - self._probe_since)
+        if self._probe_accepted >= IN_USE * in_use:
+            self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
+            if self._fast_probe:
+                # The 429 that ends a fast probe tells what the last doubling's
+                # requests met, not the average of the ramp below it.
+                self._accepted, self._counting_since = 0, now
+        self._probe_since, self._probe_accepted = now, 0
 
     def spare(self) -> float:
         """Return the requests the window holds beyond its pace until its reset.
@@ -244,7 +248,7 @@ class RequestBudget:
             return None
         if self.source == "headers":
             return self.limit_rate * HEADER_MARGIN
-        return self._probed(self.limit_rate, self._clock())
+        return self.limit_rate * ESTIMATE_MARGIN * self._probe
 
     def learned(self) -> dict[str, Any]:
         """Return what was learned, to start from after a restart (see `restore`).
@@ -283,8 +287,7 @@ class RequestBudget:
         if source in ("headers", "429s") and rate is not None:
             self.source, self.limit_rate = source, rate
             self.window = _positive(learned.get("window"))
-            self._estimated_at = self._clock()
-            self._fast_probe = False
+            self._new_estimate(rate, fast=False, at=self._clock())
         wall = time.time() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
             wait = min(blocked - time.time(), BACKOFF_MAX)
@@ -318,12 +321,13 @@ class RequestBudget:
         """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
-        if self._fast_probe and self.limit_rate is not None:
-            # A fast probe met the limit: the rate that met it is the one to
-            # correct, by what was accepted since the last doubling. Without
-            # a lesson there, the probe goes on from it after the wait.
-            self.limit_rate *= 2**self._doublings
-            self._doublings, self._estimated_at = 0.0, block_end
+        if self.limit_rate is not None and self._probe != 1:
+            # The rate that met the limit is the one to correct (a fast
+            # probe by what was accepted since its last doubling). Without a
+            # lesson, the probe goes on from it after the wait.
+            self._new_estimate(
+                self.limit_rate * self._probe, fast=self._fast_probe, at=block_end
+            )
         if self.limit_rate is None:
             if not self._accepted or block_end <= since:
                 return
@@ -353,9 +357,13 @@ class RequestBudget:
                 # the wait grows instead.
                 return
             estimate = self.limit_rate * min(THIN_DECREASE, max(toward, THIN_FLOOR))
-        self.limit_rate, self.source = estimate, "429s"
-        self._fast_probe, self._doublings = fast, 0.0
-        self._estimated_at = block_end
+        self.source = "429s"
+        self._new_estimate(estimate, fast=fast, at=block_end)
+
+    def _new_estimate(self, rate: float, *, fast: bool, at: float) -> None:
+        """Plan with `rate` from `at`: probed upwards from there."""
+        self.limit_rate, self._fast_probe = rate, fast
+        self._probe, self._probe_since, self._probe_accepted = 1.0, at, 0
 
     def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:
         """Take the budget from rate-limit headers; return whether there were any."""
