@@ -9,6 +9,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_ACCESS_TOKEN, CONF_CLIENT_ID, CONF_CLIENT_SECRET
 from .coordinator import TelzinoConfigEntry
+from .scheduler import Scheduler
 
 TO_REDACT = {CONF_ACCESS_TOKEN, CONF_CLIENT_ID, CONF_CLIENT_SECRET}
 
@@ -40,7 +41,7 @@ async def async_get_config_entry_diagnostics(
             if coordinator.client.server_clock.known
             else None,
         },
-        "request_budget": coordinator.scheduler.diagnostics(),
+        "request_budget": _request_budget(coordinator.scheduler),
         "refresh_watch": None
         if (watch := coordinator.watch) is None
         else {
@@ -60,4 +61,23 @@ async def async_get_config_entry_diagnostics(
             }
             for agent_id, agent in coordinator.data.items()
         },
+    }
+
+
+def _request_budget(scheduler: Scheduler) -> dict[str, Any]:
+    """Return what was learned of the API's request budget, and how it is spent."""
+    budget = scheduler.budget
+    _, per_hour = scheduler.budget_figures()
+    return {
+        "source": budget.source,
+        "requests_per_hour": per_hour,
+        "window_s": budget.window,
+        "remaining": budget.remaining,
+        "blocked_for_s": round(budget.blocked_for(), 1),
+        "requests_sent": budget.sent,
+        "requests_rate_limited": budget.rate_limited,
+        "configured_interval_s": scheduler.interval.total_seconds(),
+        "effective_interval_s": round(scheduler.effective_interval.total_seconds(), 1),
+        "read_lag_s": round(scheduler.read_lag.total_seconds(), 1),
+        "refresh_looks_allowed": scheduler.looks_allowed,
     }

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import math
-from typing import Any, Final, NamedTuple, cast
+from typing import Final, NamedTuple, cast
 
 from .api import RequestBudget
 from .const import AGENT_LIST_REFRESH
@@ -190,24 +190,6 @@ class Scheduler:
             round(self.effective_interval.total_seconds()),
             None if sustained is None else round(sustained * 3600),
         )
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Return what was learned of the API's request budget, and how it is spent."""
-        budget = self.budget
-        sustained = budget.sustained()
-        return {
-            "source": budget.source,
-            "requests_per_hour": None if sustained is None else round(sustained * 3600),
-            "window_s": budget.window,
-            "remaining": budget.remaining,
-            "blocked_for_s": round(budget.blocked_for(), 1),
-            "requests_sent": budget.sent,
-            "requests_rate_limited": budget.rate_limited,
-            "configured_interval_s": self.interval.total_seconds(),
-            "effective_interval_s": round(self.effective_interval.total_seconds(), 1),
-            "read_lag_s": round(self.read_lag.total_seconds(), 1),
-            "refresh_looks_allowed": self.looks_allowed,
-        }
 
     def _update_effective_interval(self, now: datetime) -> None:
         """Work out how often each agent is read: the interval, or what the budget allows."""
