@@ -176,20 +176,15 @@ class RequestBudget:
 
     def pace(self) -> float | None:
         """Return the requests per second to plan with now; None when no limit is known."""
-        now = self._clock()
-        if self.limit_rate is None:
-            return None
-        if self.source == "headers":
-            rate = self.limit_rate * HEADER_MARGIN
-            if self.remaining is not None and self.reset_at is not None:
-                # Spend what remains evenly until the reset, no faster, less
-                # the margin (what the looks may take at once keeps it too).
-                left = self.reset_at - now
-                if left > 1:
-                    kept = self._kept(self.limit_rate)
-                    rate = min(rate, max(self.remaining - kept, 0) / left)
+        rate = self.sustained()
+        if rate is None or (window := self._announced()) is None:
             return rate
-        return self.limit_rate * ESTIMATE_MARGIN * self._probe
+        remaining, left = window
+        if left <= 1:
+            return rate
+        # Spend what remains evenly until the reset, no faster, less the
+        # margin (what the looks may take at once keeps it too).
+        return min(rate, max(remaining - self._kept(), 0) / left)
 
     def _raise_probe(self, now: float) -> None:
         """Raise a rate estimated from 429s a step at each period it was in use."""
@@ -212,35 +207,35 @@ class RequestBudget:
         They may go at once (a first round, for example) without slowing the
         requests that follow; only rate-limit headers tell.
         """
-        if (
-            self.source != "headers"
-            or self.limit_rate is None
-            or self.remaining is None
-            or self.reset_at is None
-        ):
+        if (window := self._announced()) is None:
             return 0.0
-        left = max(self.reset_at - self._clock(), 0.0)
-        return max(self.remaining - left * self.limit_rate * HEADER_MARGIN, 0.0)
+        remaining, left = window
+        return max(remaining - left * (self.sustained() or 0.0), 0.0)
 
     def room(self) -> float:
         """Return the requests the API lets go at once now, beyond the pace.
 
         What the window announced as remaining, less the margin kept under
         its limit: sent at once, it slows the pace for the rest of the window
-        (which spends what remains evenly). Only rate-limit headers tell; a
-        window past its reset is not known to have refilled.
+        (which spends what remains evenly).
         """
-        if (
-            self.resets_in() is None
-            or self.limit_rate is None
-            or self.remaining is None
-        ):
+        if (window := self._announced()) is None:
             return 0.0
-        return max(self.remaining - self._kept(self.limit_rate), 0.0)
+        return max(window[0] - self._kept(), 0.0)
 
-    def _kept(self, limit_rate: float) -> float:
+    def _announced(self) -> tuple[int, float] | None:
+        """Return what the announced window has left, and the seconds until its reset.
+
+        None when the headers did not say, or the reset has passed (a window
+        past its reset is not known to have refilled).
+        """
+        if self.remaining is None or (left := self.resets_in()) is None:
+            return None
+        return self.remaining, left
+
+    def _kept(self) -> float:
         """Return the requests of an announced window kept under its limit."""
-        return limit_rate * (self.window or 1.0) * (1 - HEADER_MARGIN)
+        return (self.limit_rate or 0.0) * (self.window or 1.0) * (1 - HEADER_MARGIN)
 
     def sustained(self) -> float | None:
         """Return the long-run rate planned with (no per-window correction), per second."""
