@@ -280,8 +280,7 @@ class RequestBudget:
         """
         source, rate = learned.get("source"), _positive(learned.get("limit_rate"))
         if source in ("headers", "429s") and rate is not None:
-            self.source, self.limit_rate = source, rate
-            self.window = _positive(learned.get("window"))
+            self.source, self.window = source, _positive(learned.get("window"))
             self._new_estimate(rate, fast=False, at=self._clock())
         wall = time.time() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
