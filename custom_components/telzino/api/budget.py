@@ -13,9 +13,10 @@ the client (token, agent list, status) passes `check` before it is sent and
   a first burst's estimate is probed fast (doubling, each doubling a sample
   of its own). Only a rate in use is raised: one the requests never reached
   says nothing of the limit. Too few requests to estimate from bring a rate
-  above them down by at most half. Only requests counted from the end of a wait show the
-  rate: before, the API's window may hold requests sent before this run that
-  were not counted (`learned` keeps the count across a reload or restart).
+  above them down by at most half. Only requests counted from the end of a
+  wait show the rate: before, the API's window may hold requests sent before
+  this run that were not counted (`learned` keeps the count across a reload
+  or restart).
   Waits that end in refusals, nothing accepted, stay in the sample: the
   window was spent all along.
 
@@ -191,8 +192,7 @@ class RequestBudget:
         period = FAST_PROBE_PERIOD if self._fast_probe else PROBE_PERIOD
         if self.source != "429s" or now - self._probe_since < period:
             return
-        level = self.limit_rate or 0.0
-        in_use = level * ESTIMATE_MARGIN * self._probe * (now - self._probe_since)
+        in_use = (self.sustained() or 0.0) * (now - self._probe_since)
         if self._probe_accepted >= IN_USE * in_use:
             self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
             if self._fast_probe:
