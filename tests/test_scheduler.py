@@ -361,6 +361,43 @@ def check_throughput(account: Account, case: Case) -> None:
         list_refused=True,
     )
 )
+@example(
+    # Issue 34's bare sliding window: 25 per 10 s, no Retry-After, no headers,
+    # the options saved 3 s after setup. The reload probed the first burst's
+    # rate (a third of the limit) at 1 % per 10 minutes.
+    Case(RateLimit("sliding_window", 25, 10.0, retry_after=False), restart_at=3)
+)
+@example(
+    # Issue 34's two tiers (2 a second and 60 a minute), neither saying more
+    # than a bare 429, saved 3 s after setup: 7 % of the budget used.
+    Case(
+        RateLimit("fixed_window", 2, 1.0, retry_after=False),
+        RateLimit("fixed_window", 60, 60.0, retry_after=False),
+        restart_at=3,
+    )
+)
+@example(
+    # A restart's agent list (3 pages) and first reads go at once and meet 5
+    # a second: the read's 429 taught the rate the run before had sent at
+    # (a seventeenth of the limit), as if the pace had met it.
+    Case(
+        RateLimit("fixed_window", 5, 1.0, retry_after=False),
+        agents=260,
+        interval=300,
+        restart_at=452,
+    )
+)
+@example(
+    # 62 per minute in a sliding window: a wait chosen here ends in a
+    # refusal, the next (60 s) overshoots the refill by 30 s, and the rate
+    # learned counted the whole wait as the API's: two thirds of the limit.
+    Case(
+        RateLimit("sliding_window", 62, 60.0, retry_after=False),
+        agents=103,
+        interval=60,
+        restart_at=163,
+    )
+)
 def test_the_scheduler_never_goes_dark(case: Case) -> None:
     """Nothing while the API asks to wait, never idle with work and credit, never dark."""
     minutes = 60 + math.ceil(measured_span(case) / 60)

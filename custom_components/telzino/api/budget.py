@@ -11,14 +11,14 @@ the client (token, agent list, status) passes `check` before it is sent and
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate is probed fast (doubling, each doubling a sample
-  of its own). Only a rate in use is raised: one the requests never reached
-  says nothing of the limit. Too few requests to estimate from bring a rate
-  above them down by at most half. Only requests counted from the end of a
-  wait show the rate: before, the API's window may hold requests sent before
-  this run that were not counted (`learned` keeps the count across a reload
-  or restart).
-  Waits that end in refusals, nothing accepted, stay in the sample: the
-  window was spent all along.
+  of its own), across a reload or restart too. Only a rate in use is raised:
+  one the requests never reached says nothing of the limit. Only requests
+  counted from the end of a wait show the rate: before, the API's window may
+  hold requests sent before this run that were not counted (`learned` keeps
+  the count across a reload or restart). A wait that ends in refusals,
+  nothing accepted, is the API's until halfway to the first request it
+  accepts. A 429 to a burst not at the pace (the agent list's pages; without
+  `Retry-After`, what goes with them too) says nothing of the rate.
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -46,13 +46,11 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
-# An estimate from fewer accepted requests than this, over less than
-# LONG_SAMPLE seconds, is noise: the known rate moves towards it, by a factor
-# between these two (with none known, it is taken, and probed fast).
+# A first burst's estimate from fewer accepted requests than this is probed
+# fast, even with the API's wait.
 MIN_SAMPLE: Final = 10
-LONG_SAMPLE: Final = 300.0
-THIN_DECREASE: Final = 0.95
-THIN_FLOOR: Final = 0.5
+# Requests sent within this long of one not at the pace are part of its burst.
+BURST_SPAN: Final = 1.0
 # Without Retry-After or headers: wait this long after a 429, doubling.
 BACKOFF_START: Final = 30.0
 BACKOFF_MAX: Final = 3600.0
@@ -90,6 +88,10 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # The last refusal while nothing was accepted (the window was spent
+        # then), and the last request sent in a burst not at the pace.
+        self._refused_at: float | None = None
+        self._unpaced_at = -math.inf
 
     @property
     def announced(self) -> bool:
@@ -125,11 +127,20 @@ class RequestBudget:
         """
         now = self._clock()
         self.sent += 1
+        if not learn:
+            self._unpaced_at = now
         self._raise_probe(now)
         if self._counting_since is None:
             self._counting_since = now
         announced = self._read_headers(headers, now)
         if status != 429:
+            if not self._accepted and self._refused_at is not None:
+                # The window refilled between the last refusal and now: say
+                # halfway (a wait chosen here overshoots it, by up to half).
+                self._counting_since = max(
+                    self._counting_since or now, (self._refused_at + now) / 2
+                )
+            self._refused_at = None
             self._accepted += 1
             self._probe_accepted += 1
             self._backoff = BACKOFF_START
@@ -138,12 +149,18 @@ class RequestBudget:
                 self.blocked_until = max(self.blocked_until, self.reset_at)
             return
         self.rate_limited += 1
+        if not self._accepted and learn:
+            self._refused_at = now
         # A 429 while blocked answers a request sent before the block began.
         in_block = now < self.blocked_until
         wait = parse_retry_after(headers.get("Retry-After"))
         if wait is None and announced and self.reset_at is not None:
             # Only this answer's own headers say when its window resets.
             wait = self.reset_at - now
+        if wait is None and self.limit_rate and now - self._unpaced_at < BURST_SPAN:
+            # Sent with a burst not at the pace (a window of a second or so
+            # may have refused the burst): part of it.
+            learn = False
         # The API's wait is part of the window's span; a wait chosen here is not.
         sample_end = None if wait is None else now + max(wait, 0.0)
         if wait is None:
@@ -162,7 +179,7 @@ class RequestBudget:
             # here after requests accepted says nothing of the API: the
             # sample starts again after it.
             if sample_end is None and self._accepted:
-                self._accepted, self._counting_since = 0, until
+                self._new_sample(until)
             return
         if not announced:
             since = self._counting_since
@@ -172,8 +189,12 @@ class RequestBudget:
         # The next sample starts after this wait, unless nothing was accepted
         # since the last one: the window refused all along, and it goes on.
         if self._accepted or announced:
-            self._accepted, self._counting_since = 0, until
+            self._new_sample(until)
         self._counted_all = True
+
+    def _new_sample(self, since: float) -> None:
+        """Count the requests accepted from `since` towards the next estimate."""
+        self._accepted, self._counting_since = 0, since
 
     def pace(self) -> float | None:
         """Return the requests per second to plan with now; None when no limit is known."""
@@ -198,7 +219,7 @@ class RequestBudget:
             if self._fast_probe:
                 # The 429 that ends a fast probe tells what the last doubling's
                 # requests met, not the average of the ramp below it.
-                self._accepted, self._counting_since = 0, now
+                self._new_sample(now)
         self._probe_since, self._probe_accepted = now, 0
 
     def spare(self) -> float:
@@ -269,19 +290,21 @@ class RequestBudget:
             else wall + self._counting_since,
             "counted_all": self._counted_all,
             "counted_until": time.time(),
+            "fast_probe": self._fast_probe,
         }
 
     def restore(self, learned: Mapping[str, Any]) -> None:
         """Start from what an earlier run learned (junk is ignored, as never learned).
 
         A rate learned from 429s is probed upwards again from where the
-        earlier run got to; one from headers stands until the next answer's
-        headers.
+        earlier run got to, as fast as it was; one from headers stands until
+        the next answer's headers.
         """
         source, rate = learned.get("source"), _positive(learned.get("limit_rate"))
         if source in ("headers", "429s") and rate is not None:
             self.source, self.window = source, _positive(learned.get("window"))
-            self._new_estimate(rate, fast=False, at=self._clock())
+            fast = source == "429s" and learned.get("fast_probe") is True
+            self._new_estimate(rate, fast=fast, at=self._clock())
         wall = time.time() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
             wait = min(blocked - time.time(), BACKOFF_MAX)
@@ -332,25 +355,14 @@ class RequestBudget:
             # start from it, and probe upwards fast.
             estimate = self._accepted / (block_end - since)
             fast = sample_end < block_end or self._accepted < MIN_SAMPLE
-        elif span <= 0:
+        elif span <= 0 or not self._accepted or not self._counted_all:
+            # Nothing to learn from: nothing accepted since the wait (the wait
+            # grows instead), or this run's first 429 with a rate known (the
+            # window also held what was sent before the run; the next sample
+            # tells).
             return
-        elif not self._counted_all:
-            # This run's first 429 with a rate known: the window also held
-            # what was sent before the run; the next sample tells.
-            return
-        elif self._accepted >= MIN_SAMPLE or (self._accepted and span >= LONG_SAMPLE):
-            estimate = self._accepted / span
         else:
-            # Too few to estimate from alone (a burst right after a wait
-            # says little): a rate above what they show comes down towards
-            # it, by at least a little and at most half, so that a rate set
-            # too high comes down in a few 429s; one at or below it stands.
-            toward = self._accepted / span / self.limit_rate
-            if toward >= 1 or not self._accepted:
-                # Nothing accepted since the wait says nothing of the rate:
-                # the wait grows instead.
-                return
-            estimate = self.limit_rate * min(THIN_DECREASE, max(toward, THIN_FLOOR))
+            estimate = self._accepted / span
         self.source = "429s"
         self._new_estimate(estimate, fast=fast, at=block_end)
 
