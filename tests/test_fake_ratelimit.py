@@ -14,11 +14,12 @@ from scripts.fake_telzino import (
     STATUS,
     FakeTelzino,
     RateLimit,
+    Tiers,
 )
 from tests.common import FakeClock
 
 
-def admitted(limit: RateLimit, times: list[float]) -> list[bool]:
+def admitted(limit: RateLimit | Tiers, times: list[float]) -> list[bool]:
     """Return which of the requests at `times` pass."""
     return [limit.admit(at)[0] for at in times]
 
@@ -39,6 +40,33 @@ def test_a_fixed_window_resets_at_its_boundary() -> None:
     assert headers == {}  # no header family asked for
     over, headers = limit.admit(63)
     assert (over, headers["Retry-After"]) == (False, "57")
+
+
+def test_tiers_admit_what_each_admits_and_announce_the_tier_about_to_bind() -> None:
+    """2 a second and 3 a minute: the second tier refuses the fourth request of the minute.
+
+    The headers are those of the tier that refused, else of the tightest
+    (the minute), as an API announces the tier about to bind.
+    """
+    tiers = Tiers(
+        (
+            RateLimit("fixed_window", 2, 1, headers="x-ratelimit"),
+            RateLimit("fixed_window", 3, 60, headers="x-ratelimit"),
+        )
+    )
+    assert admitted(tiers, [0, 0, 0, 1, 2, 3, 60]) == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+    _, headers = tiers.admit(60.5)
+    assert headers["X-RateLimit-Limit"] == "3"
+    refused, headers = tiers.admit(60.6)
+    assert (refused, headers["X-RateLimit-Limit"]) == (False, "2")
 
 
 def test_a_sliding_window_frees_a_request_a_window_after_it() -> None:

@@ -43,7 +43,7 @@ from custom_components.telzino.scheduler import (
     Plan,
     Scheduler,
 )
-from scripts.fake_telzino import RateLimit
+from scripts.fake_telzino import RateLimit, Tiers
 
 START = 1_795_800_000.0
 EXAMPLES = int(os.environ.get("TELZINO_EXPLORE", "30"))
@@ -55,30 +55,10 @@ pytestmark = pytest.mark.simulation
 
 
 @dataclass
-class TwoTiers:
-    """Two limits at once (say 2 a second and 60 a minute): both must admit."""
-
-    first: RateLimit
-    second: RateLimit
-
-    def admit(self, now: float) -> tuple[bool, dict[str, str]]:
-        """Admit when both do, with the headers of the tier that refused, else the tighter's.
-
-        (An API announces one of its tiers: the one about to bind.)
-        """
-        ok, headers = self.first.admit(now)
-        if not ok:
-            return ok, headers
-        ok, other = self.second.admit(now)
-        tighter = sustainable(self.second) < sustainable(self.first)
-        return ok, other if not ok or tighter else headers
-
-
-@dataclass
 class Account:
     """A simulated account: its limit, its agents, and what happened."""
 
-    limit: RateLimit | TwoTiers
+    limit: RateLimit | Tiers
     agents: int
     interval: int
     now: float = START
@@ -237,19 +217,14 @@ cases = st.builds(
 )
 
 
-def sustainable(limit: RateLimit) -> float:
-    """Return the requests per second a limit admits in the long run."""
-    return limit.limit / limit.window
-
-
 def run(case: Case, minutes: int = 90) -> Account:
     """Run the case; check the throughput once the budget is learned."""
     # Limits keep state (their windows): each run starts from fresh ones.
     case = copy.deepcopy(case)
-    limit: RateLimit | TwoTiers = (
+    limit: RateLimit | Tiers = (
         case.limit
         if case.second_tier is None
-        else TwoTiers(case.limit, case.second_tier)
+        else Tiers((case.limit, case.second_tier))
     )
     account = Account(limit, case.agents, case.interval)
     account.list_refused = case.list_refused
@@ -297,9 +272,9 @@ def check_throughput(account: Account, case: Case) -> None:
     (Measured over the last 30 minutes, or two of the limit's windows or
     of the intervals, whichever is longest.)
     """
-    rate = sustainable(case.limit)
+    rate = case.limit.rate
     if case.second_tier is not None:
-        rate = min(rate, sustainable(case.second_tier))
+        rate = min(rate, case.second_tier.rate)
     need = account.agents / case.interval
     span = measured_span(case)
     reads = sum(1 for at in account.reads if account.end - span <= at < account.end)

@@ -15,7 +15,7 @@ from .const import (
     WAREHOUSE,
 )
 from .demo import DEMO_FLAPPING_AGENT, flap_demo_agent, seed_demo
-from .ratelimit import RateLimit
+from .ratelimit import RateLimit, Tiers
 from .registrant import BEHAVIOURS, LATE_TICK_SHARE, TRANSACTION_TIMEOUT, Registrant
 from .server import (
     AGENT,
@@ -56,6 +56,7 @@ __all__ = [
     "RateLimit",
     "Registrant",
     "Stats",
+    "Tiers",
     "flap_demo_agent",
     "seed_demo",
     "serve",

@@ -4,7 +4,7 @@ Telzino documents that its API is rate limited, not how: no numbers, no
 headers. These are the common ways: a fixed window, a sliding window or a
 token bucket, answering 429 with or without `Retry-After`, and announcing the
 budget with the `X-RateLimit-*` headers, the IETF `RateLimit` /
-`RateLimit-Policy` fields, or nothing.
+`RateLimit-Policy` fields, or nothing; and several such limits at once.
 """
 
 from collections import deque
@@ -59,6 +59,11 @@ class RateLimit:
             )
         except ValueError as err:
             raise ValueError(f"not a rate limit: {spec!r} ({err})") from err
+
+    @property
+    def rate(self) -> float:
+        """Return the requests per second it admits in the long run."""
+        return self.limit / self.window
 
     def admit(self, now: float) -> tuple[bool, dict[str, str]]:
         """Count a request at `now`; return whether it passes, and the headers."""
@@ -115,3 +120,37 @@ class RateLimit:
                 "RateLimit": f'"telzino";r={remaining};t={seconds}',
             }
         return {}
+
+
+@dataclass
+class Tiers:
+    """Several limits at once (say 2 a second and 60 a minute): each must admit.
+
+    A request one tier refuses still counts in the tiers before it. The
+    headers are those of the tier that refused, else of the tightest (an API
+    announces the tier about to bind).
+    """
+
+    tiers: tuple[RateLimit, ...]
+
+    @property
+    def rate(self) -> float:
+        """Return the requests per second they admit in the long run."""
+        return min(tier.rate for tier in self.tiers)
+
+    @property
+    def window(self) -> float:
+        """Return the longest tier's window, in seconds."""
+        return max(tier.window for tier in self.tiers)
+
+    def admit(self, now: float) -> tuple[bool, dict[str, str]]:
+        """Count a request at `now` in each tier; return whether all pass, and the headers."""
+        tightest = min(self.tiers, key=lambda tier: tier.rate)
+        announced: dict[str, str] = {}
+        for tier in self.tiers:
+            admitted, headers = tier.admit(now)
+            if not admitted:
+                return False, headers
+            if tier is tightest:
+                announced = headers
+        return True, announced

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from .agent import FakeAgent
 from .const import CLIENT_ID, CLIENT_SECRET
-from .ratelimit import RateLimit
+from .ratelimit import RateLimit, Tiers
 from .registrant import BEHAVIOURS, Registrant
 
 # The endpoints the counters and faults are keyed on.
@@ -127,7 +127,7 @@ class FakeTelzino:
         # behind the client's back whenever the test moves time forward.
         self.close_connections = False
         # A rate limit over every API request (see ratelimit.py); None: none.
-        self.rate_limit: RateLimit | None = None
+        self.rate_limit: RateLimit | Tiers | None = None
         # Pagination fields to leave out, to exercise clients' fallbacks.
         self.pagination_omit: set[str] = set()
         self.stats = Stats()
