@@ -104,6 +104,19 @@ async def happen(
     all_agents=False,
     happenings=[(5, "options saved"), (6, "restart")],
 )
+@example(
+    # 10 a minute in a sliding window, told by nothing: the first burst's
+    # wait ends in a refusal, and the next (60 s) overshot the refill by
+    # 30 s; the rate learned counted the whole wait as the API's (0.109 a
+    # second against 0.167), and 1 % every 10 minutes did not bring it back.
+    account=(RateLimit("sliding_window", 10, 60.0, retry_after=False), 16, 30),
+    all_agents=False,
+    happenings=[
+        (20, "watch all switched"),
+        (1, "watch all switched"),
+        (22, "tokens expired"),
+    ],
+)
 async def test_the_entry_never_goes_dark_through_its_life(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
