@@ -155,9 +155,26 @@ def test_a_fast_probe_learns_the_limit_from_its_last_doubling() -> None:
     says nothing more. What the whole ramp accepted (1.7 a second) is what
     the probe sent, not what the API allows.
     """
+    budget = send_at_the_pace(RateLimit("fixed_window", 5, 1.0, retry_after=False))
+    assert budget.limit_rate == pytest.approx(5, rel=0.1)
+
+
+def test_a_fast_probe_that_meets_the_apis_wait_learns_its_whole_window() -> None:
+    """5 per 10 minutes, told by Retry-After: 5 in 600 s learned, twice.
+
+    The first burst's 5 are few: the rate is probed fast. In the next
+    window it doubles twice before the sixth request meets a 429 whose
+    Retry-After ends the window: the lesson spans the window (all 5), not
+    what followed the last doubling.
+    """
+    budget = send_at_the_pace(RateLimit("fixed_window", 5, 600.0))
+    assert budget.limit_rate == pytest.approx(5 / 600, rel=0.01)
+
+
+def send_at_the_pace(limit: RateLimit) -> RequestBudget:
+    """Send as fast as the pace allows (bursts of 5) until the second 429; return the budget."""
     clock = FakeClock()
     budget = RequestBudget(clock)
-    limit = RateLimit("fixed_window", 5, 1.0, retry_after=False)
     credit = 0.0
     while budget.rate_limited < 2:
         if budget.blocked_for() > 0:
@@ -169,7 +186,7 @@ def test_a_fast_probe_learns_the_limit_from_its_last_doubling() -> None:
             budget.record(200 if admitted else 429, headers)
             credit -= 1
         clock.advance(0.1)
-    assert budget.limit_rate == pytest.approx(5, rel=0.1)
+    return budget
 
 
 @pytest.mark.parametrize(

@@ -373,6 +373,12 @@ def check_throughput(account: Account, case: Case) -> None:
         restart_at=163,
     )
 )
+@example(
+    # 5 per 10 minutes told by Retry-After, one agent: the fast probe's
+    # lesson counted from its last doubling, not from the window's start,
+    # and learned a third of the limit (4 reads in 30 minutes, not 15).
+    Case(RateLimit("fixed_window", 5, 600.0), agents=1)
+)
 def test_the_scheduler_never_goes_dark(case: Case) -> None:
     """Nothing while the API asks to wait, never idle with work and credit, never dark."""
     minutes = 60 + math.ceil(measured_span(case) / 60)

@@ -10,8 +10,8 @@ the client (token, agent list, status) passes `check` before it is sent and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
-  a first burst's estimate is probed fast (doubling, each doubling a sample
-  of its own), across a reload or restart too. Only a rate in use is raised:
+  a first burst's estimate is probed fast (doubling; without the API's wait,
+  each doubling a sample of its own), across a reload or restart too. Only a rate in use is raised:
   one the requests never reached says nothing of the limit. Only requests
   counted from the end of a wait show the rate: before, the API's window may
   hold requests sent before this run that were not counted (`learned` keeps
@@ -88,6 +88,8 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # Whether the last 429 told when its window resets.
+        self._reset_told = False
         # The last refusal while nothing was accepted (the window was spent
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
@@ -163,6 +165,8 @@ class RequestBudget:
             learn = False
         # The API's wait is part of the window's span; a wait chosen here is not.
         sample_end = None if wait is None else now + max(wait, 0.0)
+        if not in_block:
+            self._reset_told = sample_end is not None
         if wait is None:
             if in_block:
                 # An answer to a request already in flight: the block stands.
@@ -216,9 +220,10 @@ class RequestBudget:
         in_use = (self.sustained() or 0.0) * (now - self._probe_since)
         if self._probe_accepted >= IN_USE * in_use:
             self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
-            if self._fast_probe:
-                # The 429 that ends a fast probe tells what the last doubling's
-                # requests met, not the average of the ramp below it.
+            if self._fast_probe and not self._reset_told:
+                # A bare 429 that ends a fast probe tells what the last
+                # doubling's requests met, not the average of the ramp below
+                # it (one that tells its reset spans the API's window).
                 self._new_sample(now)
         self._probe_since, self._probe_accepted = now, 0
 
