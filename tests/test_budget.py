@@ -20,6 +20,24 @@ def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> 
         clock.advance(every)
 
 
+def send_at_the_pace(limit: RateLimit) -> RequestBudget:
+    """Send as fast as the pace allows (bursts of 5) until the second 429; return the budget."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    credit = 0.0
+    while budget.rate_limited < 2:
+        if budget.blocked_for() > 0:
+            clock.advance(0.1)
+            continue
+        credit = min(credit + 0.1 * (budget.pace() or 10.0), 5.0)
+        while credit >= 1 and budget.rate_limited < 2:
+            admitted, headers = limit.admit(clock.now)
+            budget.record(200 if admitted else 429, headers)
+            credit -= 1
+        clock.advance(0.1)
+    return budget
+
+
 def learned_from_20_in_30_s() -> tuple[FakeClock, RequestBudget, float]:
     """Return a budget that learned its rate: 20 accepted, then a 10 s wait.
 
@@ -169,24 +187,6 @@ def test_a_fast_probe_that_meets_the_apis_wait_learns_its_whole_window() -> None
     """
     budget = send_at_the_pace(RateLimit("fixed_window", 5, 600.0))
     assert budget.limit_rate == pytest.approx(5 / 600, rel=0.01)
-
-
-def send_at_the_pace(limit: RateLimit) -> RequestBudget:
-    """Send as fast as the pace allows (bursts of 5) until the second 429; return the budget."""
-    clock = FakeClock()
-    budget = RequestBudget(clock)
-    credit = 0.0
-    while budget.rate_limited < 2:
-        if budget.blocked_for() > 0:
-            clock.advance(0.1)
-            continue
-        credit = min(credit + 0.1 * (budget.pace() or 10.0), 5.0)
-        while credit >= 1 and budget.rate_limited < 2:
-            admitted, headers = limit.admit(clock.now)
-            budget.record(200 if admitted else 429, headers)
-            credit -= 1
-        clock.advance(0.1)
-    return budget
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,18 @@ the client (token, agent list, status) passes `check` before it is sent and
 `record` with its answer, so that:
 
 - nothing is sent before a `Retry-After` (or a budget announced as spent) ends;
-- the sustainable rate is known from rate-limit headers when the API sends
-  them (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
+- the sustainable rate is known from rate-limit headers when the API sends them
+  (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate is probed fast (doubling; without the API's wait,
-  each doubling a sample of its own), across a reload or restart too. Only a rate in use is raised:
-  one the requests never reached says nothing of the limit. Only requests
-  counted from the end of a wait show the rate: before, the API's window may
-  hold requests sent before this run that were not counted (`learned` keeps
-  the count across a reload or restart). A wait that ends in refusals,
-  nothing accepted, is the API's until halfway to the first request it
+  each doubling a sample of its own), across a reload or restart too. Only a
+  rate in use is raised: one the requests never reached says nothing of the
+  limit. Only requests counted from the end of a wait show the rate: before, the
+  API's window may hold requests sent before this run that were not counted
+  (`learned` keeps the count across a reload or restart). A wait that ends in
+  refusals, nothing accepted, is the API's until halfway to the first request it
   accepts. A 429 to a burst not at the pace (the agent list's pages; without
   `Retry-After`, what goes with them too) says nothing of the rate.
 
