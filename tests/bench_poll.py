@@ -22,10 +22,10 @@ from unittest.mock import patch
 
 import aiohttp
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.telzino import history
 from custom_components.telzino.api import (
@@ -393,10 +393,13 @@ async def flush_delayed_writes(hass: HomeAssistant) -> None:
     """Let the registries write what setup changed, before anything is measured.
 
     Home Assistant saves them 10 s after the last change; a save of thousands
-    of entities would otherwise land in one of the measured refreshes.
+    of entities would otherwise land in one of the measured steps, or in the
+    bare requests beside it. Firing their timer early does not save them (the
+    store reschedules a timer that fires before its time): shutdown's final
+    write does, at once.
     """
     await hass.async_block_till_done()
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=30))
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
     await hass.async_block_till_done()
 
 
