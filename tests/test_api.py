@@ -46,6 +46,8 @@ from scripts.fake_telzino import (
 )
 from tests.common import FakeClock
 
+pytestmark = pytest.mark.ha_free
+
 UNKNOWN_AGENT = "11111111-2222-4333-8444-555555555555"
 
 

@@ -11,6 +11,8 @@ from custom_components.telzino.api import RequestBudget, TelzinoRateLimitedError
 from scripts.fake_telzino import RateLimit
 from tests.common import FakeClock
 
+pytestmark = pytest.mark.ha_free
+
 
 def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> None:
     """Record `count` accepted requests, `every` seconds apart."""

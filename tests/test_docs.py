@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.ha_free
+
 ROOT = Path(__file__).parents[1]
 DOCS = sorted(
     [

@@ -18,6 +18,8 @@ from scripts.fake_telzino import (
 )
 from tests.common import FakeClock
 
+pytestmark = pytest.mark.ha_free
+
 
 def admitted(limit: RateLimit | Tiers, times: list[float]) -> list[bool]:
     """Return which of the requests at `times` pass."""

@@ -15,6 +15,8 @@ from custom_components.telzino.api import API_STATE_NAMES, validate_agent_id
 import scripts.fake_telzino
 from scripts.fake_telzino import CLIENT_ID, STATES, FakeTelzino
 
+pytestmark = pytest.mark.ha_free
+
 
 async def test_http_control_interface(
     fake: FakeTelzino, fake_url: str, session: aiohttp.ClientSession

@@ -27,6 +27,8 @@ from scripts.fake_telzino.registrant import REPLY_DELAY, Behaviour
 from tests.common import FakeClock
 from tests.traces import TRACES, Trace, load, real_events
 
+pytestmark = pytest.mark.ha_free
+
 TIMER = 100.0
 # States the module raises no event for (the model records every state).
 SILENT_STATES = {"NOT_REGISTERED_STATE", "NOT_FOUND"}
