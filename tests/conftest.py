@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from unittest.mock import PropertyMock, patch
 
@@ -30,6 +31,20 @@ def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration in every test."""
+
+
+@pytest.fixture(autouse=True)
+async def simulations_without_loop_debug(
+    request: pytest.FixtureRequest, enable_event_loop_debug: None
+) -> None:
+    """Run the long simulations (marked `simulation`) without asyncio's debug mode.
+
+    The test plugin turns it on for every test; it records a stack at every
+    callback, which more than doubles what a simulation of thousands of
+    steps costs, and a soak would read it as growth. The other tests keep it.
+    """
+    if request.node.get_closest_marker("simulation") is not None:
+        asyncio.get_running_loop().set_debug(False)
 
 
 @pytest.fixture

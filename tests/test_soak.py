@@ -16,7 +16,6 @@ hour before) and takes no more memory than those spans; no task or timer is
 left behind (the test harness's own check at teardown).
 """
 
-import asyncio
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -200,9 +199,6 @@ async def test_soak(
     polls = POLLS
     warm_up = polls // 3
     rng = random.Random(20261127)  # noqa: S311  # seeded: a failure can be replayed
-    # The harness runs the loop in debug mode, which keeps a traceback for every
-    # callback: too slow for thousands of polls, and it would read as growth.
-    asyncio.get_running_loop().set_debug(False)
     fake.clock = time.time  # frozen with Home Assistant's clock
     fake.close_connections = True
     # Their IDs from a generator of their own: the scenario draws what it drew.
