@@ -46,7 +46,7 @@ from custom_components.telzino.scheduler import (
 from scripts.fake_telzino import RateLimit, Tiers
 
 START = 1_795_800_000.0
-EXAMPLES = int(os.environ.get("TELZINO_EXPLORE", "30"))
+EXAMPLES = int(os.environ.get("TELZINO_EXPLORE", "60"))
 # What the reads reach, at least, of what the account needs or the limit
 # allows (whichever is less): never dark. How close to all of it they come
 # is the rate-limit benchmark's to measure, not a bound to test.
