@@ -41,7 +41,7 @@ async def simulations_without_loop_debug(
 
     The test plugin turns it on for every test; it records a stack at every
     callback, which more than doubles what a simulation of thousands of
-    steps costs, and a soak would read it as growth. The other tests keep it.
+    steps costs. The other tests keep it.
     """
     if request.node.get_closest_marker("simulation") is not None:
         asyncio.get_running_loop().set_debug(False)
