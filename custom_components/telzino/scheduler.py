@@ -491,7 +491,8 @@ class Scheduler:
     def read_lag(self) -> timedelta:
         """How late after its interval a read may come: a step, or how late reads came lately."""
         late = self._late[0][1] if self._late else timedelta(0)
-        return STEP + late
+        # Reads that came early say nothing: the lag is never under a step.
+        return STEP + max(late, timedelta(0))
 
     def _valid_until(self, agent_id: str) -> datetime | None:
         """Until when the agent's reading may be shown (None: there is none)."""
