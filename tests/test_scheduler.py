@@ -475,6 +475,34 @@ def test_agents_waiting_on_a_window_almost_spent_go_when_it_refills() -> None:
     assert scheduler.next_step(now) - now == timedelta(seconds=10)
 
 
+def scheduler_within(
+    rate: float, agents: int, *, told: str = "window"
+) -> tuple[Scheduler, list[str], list[float]]:
+    """Return a scheduler of agents read every minute, and its budget's clock.
+
+    The budget: `rate` requests a second, told as a minute's quota in the
+    IETF fields ("window": that window's room counts until its reset), or
+    learned by an earlier run ("learned": a rate, no window).
+    """
+    clock = [START]
+    budget = RequestBudget(lambda: clock[0])
+    if told == "window":
+        quota = round(rate * 60)
+        budget.record(
+            200,
+            {
+                "RateLimit-Policy": f'"default";q={quota};w=60',
+                "RateLimit": f'"default";r={quota};t=60',
+            },
+        )
+    else:
+        budget.restore({"source": "headers", "limit_rate": rate})
+    scheduler = Scheduler(timedelta(seconds=60), budget)
+    agent_ids = [f"agent-{n}" for n in range(agents)]
+    scheduler.sync(agent_ids)
+    return scheduler, agent_ids, clock
+
+
 def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None:
     """Looks due go before reads; past half the pace over the last hour, they wait.
 
@@ -483,15 +511,7 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     (agents that refreshed together), a look due waits until they have
     left that window.
     """
-    clock = [0.0]
-    budget = RequestBudget(lambda: clock[0])
-    budget.record(
-        200,
-        {"RateLimit-Policy": '"default";q=20;w=60', "RateLimit": '"default";r=20;t=60'},
-    )
-    scheduler = Scheduler(timedelta(seconds=60), budget)
-    agents = [f"agent-{n}" for n in range(300)]
-    scheduler.sync(agents)
+    scheduler, agents, _ = scheduler_within(20 / 60, 300)
     now = datetime.fromtimestamp(START, UTC)
     plan = scheduler.plan(now, agents[:3])
     assert plan.looks == agents[:3]
@@ -502,6 +522,44 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     assert scheduler.plan(later, agents[:1]).looks == []
     hour_on = now + RECENT_WINDOW + timedelta(seconds=1)
     assert scheduler.plan(hour_on, agents[:1]).looks == agents[:1]
+
+
+def test_a_look_whose_reading_expires_before_its_turn_goes_first() -> None:
+    """More looks due than the credit holds: one whose reading would expire goes first.
+
+    Otherwise that agent would go unavailable while the looks due before it
+    are sent. 10 agents at 0.1 requests a second (an effective interval of
+    100 s); agent-9's reading expires in 10 s, the others' in 100 s.
+    """
+    scheduler, agents, _ = scheduler_within(0.1 / 0.98, 10, told="learned")
+    now = datetime.fromtimestamp(START, UTC)
+    scheduler._update_effective_interval(now)
+    assert scheduler.effective_interval == timedelta(seconds=100)
+    for agent_id in agents:
+        read = 100 if agent_id == "agent-9" else 10
+        scheduler.read(agent_id, now - timedelta(seconds=read), None)
+    assert scheduler._valid_until("agent-9") == now + timedelta(seconds=10)
+    plan = scheduler.plan(now, agents)
+    assert plan.looks == ["agent-9", *agents[:4]]
+
+
+def test_looks_on_an_announced_windows_room_do_not_delay_the_reads() -> None:
+    """Looks the announced window has room for go beyond the credit, and cost it nothing.
+
+    The window's headers count them (its pace spends what remains evenly);
+    charged to the credit as well, they would hold the next read back twice.
+    """
+    scheduler, agents, _ = scheduler_within(1.0, 100)
+    now = datetime.fromtimestamp(START, UTC)
+    plan = scheduler.plan(now, list_wanted=False)
+    scheduler.done(now, plan, dict.fromkeys(plan.reads, True), sent=len(plan.reads))
+    assert scheduler.plan(now, list_wanted=False).reads == []
+    looks = agents[:2]
+    plan = scheduler.plan(now, looks, list_wanted=False)
+    assert plan.looks == looks
+    scheduler.done(now, plan, dict.fromkeys(looks, True), sent=2)
+    # The next read comes one request at the pace (about 1 s) on.
+    assert scheduler.next_step(now, None) - now < timedelta(seconds=1.5)
 
 
 @pytest.mark.parametrize(
@@ -516,14 +574,7 @@ def test_a_look_counts_as_the_agents_read_while_the_budget_binds(
     With budget to spare, the reads keep the configured interval and the looks
     come on top. A look refused by a 429 moves nothing.
     """
-    clock = [START]
-    budget = RequestBudget(lambda: clock[0])
-    budget.record(
-        200,
-        {"RateLimit-Policy": '"default";q=60;w=60', "RateLimit": '"default";r=60;t=60'},
-    )
-    scheduler = Scheduler(timedelta(seconds=60), budget)
-    scheduler.sync(f"agent-{n}" for n in range(agents))
+    scheduler, _, clock = scheduler_within(1.0, agents)
     now = datetime.fromtimestamp(START, UTC)
     plan = scheduler.plan(now)
     first, second = plan.reads[:2]
@@ -548,14 +599,8 @@ def refresh_looks_run(seed: int, hours: int) -> tuple[int, int]:
     """
     rng = random.Random(seed)  # noqa: S311  # a fixed scenario per seed
     period, tick = 3450.0, 100.0
-    clock = [START]
-    budget = RequestBudget(lambda: clock[0])
-    # A rate the API announced once (0.27 a second); answers without
-    # headers keep it.
-    budget.restore({"source": "headers", "limit_rate": 0.2722 / 0.98})
-    scheduler = Scheduler(timedelta(seconds=60), budget)
-    agents = [f"agent-{n}" for n in range(150)]
-    scheduler.sync(agents)
+    # 0.27 requests a second, learned: answers without headers keep it.
+    scheduler, agents, clock = scheduler_within(0.2722 / 0.98, 150, told="learned")
     start = datetime.fromtimestamp(START, UTC)
     look_at = {agent_id: rng.uniform(0, period) for agent_id in agents}
     looked_once: set[str] = set()
