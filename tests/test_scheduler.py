@@ -39,9 +39,12 @@ import pytest
 from custom_components.telzino.api import RequestBudget
 from custom_components.telzino.scheduler import (
     AGENT_LIST_BACKOFF,
+    MIN_SPACING,
     OUTAGE_PROBE,
     PROBES,
+    READ_SLACK,
     RECENT_WINDOW,
+    STALE_INTERVALS,
     STEP,
     Plan,
     Scheduler,
@@ -560,6 +563,58 @@ def test_looks_on_an_announced_windows_room_do_not_delay_the_reads() -> None:
     scheduler.done(now, plan, dict.fromkeys(looks, True), sent=2)
     # The next read comes one request at the pace (about 1 s) on.
     assert scheduler.next_step(now, None) - now < timedelta(seconds=1.5)
+
+
+def test_no_read_comes_within_5_s_of_a_look() -> None:
+    """An agent looked at 2 s before its read is due is read 5 s after the look.
+
+    The look read its whole status: a read sooner adds a request and
+    nothing new.
+    """
+    scheduler = Scheduler(timedelta(seconds=60), RequestBudget(lambda: START))
+    scheduler.sync(["a"])
+    now = datetime.fromtimestamp(START, UTC)
+    # No budget known: the agent list first, then nothing holds the reads.
+    plan = scheduler.plan(now)
+    assert plan == Plan(agent_list=True)
+    scheduler.done(now, plan, {}, sent=1, list_pages=1)
+    plan = scheduler.plan(now)
+    assert plan == Plan(reads=["a"])
+    scheduler.done(now, plan, {"a": True}, sent=1)
+    looked = now + timedelta(seconds=58)
+    plan = scheduler.plan(looked, ["a"])
+    assert plan == Plan(looks=["a"])
+    scheduler.done(looked, plan, {"a": True}, sent=1)
+    assert scheduler.next_step(looked) == looked + MIN_SPACING
+    assert not scheduler.plan(now + timedelta(seconds=60))
+    assert scheduler.plan(looked + MIN_SPACING).reads == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("kept_for", "shown_for"),
+    [
+        (None, timedelta(seconds=60) + STEP + READ_SLACK),
+        (timedelta(seconds=100), timedelta(seconds=100)),
+        (timedelta(hours=1), STALE_INTERVALS * timedelta(seconds=60)),
+    ],
+    ids=["not known", "kept a while", "kept long"],
+)
+def test_a_reading_is_shown_while_kept_and_at_most_three_intervals(
+    kept_for: timedelta | None, shown_for: timedelta
+) -> None:
+    """A reading not read again expires at its bound, to the second.
+
+    Its interval, a step and the slack; longer while the registrant provably
+    keeps it (its registration's expiry), but never past three effective
+    intervals: an agent not read again then is unavailable.
+    """
+    scheduler = Scheduler(timedelta(seconds=60), RequestBudget(lambda: START))
+    scheduler.sync(["a"])
+    now = datetime.fromtimestamp(START, UTC)
+    scheduler.read("a", now, None if kept_for is None else now + kept_for)
+    almost = now + shown_for - timedelta(milliseconds=1)
+    assert scheduler.expired(almost) == {}
+    assert scheduler.expired(now + shown_for) == {"a": now}
 
 
 @pytest.mark.parametrize(
