@@ -46,9 +46,6 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
-# A first burst's estimate from fewer accepted requests than this is probed
-# fast, even with the API's wait.
-MIN_SAMPLE: Final = 10
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
 # Without Retry-After or headers: wait this long after a 429, doubling.
@@ -354,12 +351,12 @@ class RequestBudget:
             if not self._accepted or block_end <= since:
                 return
             # A first burst met the limit: what it accepted until the wait
-            # ends. With the API's wait (its window's reset) and enough of
-            # them, that is the rate; after a wait chosen here, or a few,
-            # it says how much the limit holds, not how fast it refills:
-            # start from it, and probe upwards fast.
+            # ends. With the API's wait (its window's reset), that is the
+            # rate; after a wait chosen here, it says how much the limit
+            # holds, not how fast it refills: start from it, and probe
+            # upwards fast.
             estimate = self._accepted / (block_end - since)
-            fast = sample_end < block_end or self._accepted < MIN_SAMPLE
+            fast = sample_end < block_end
         elif span <= 0 or not self._accepted or not self._counted_all:
             # Nothing to learn from: nothing accepted since the wait (the wait
             # grows instead), or this run's first 429 with a rate known (the
