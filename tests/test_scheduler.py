@@ -565,6 +565,22 @@ def test_looks_on_an_announced_windows_room_do_not_delay_the_reads() -> None:
     assert scheduler.next_step(now, None) - now < timedelta(seconds=1.5)
 
 
+@pytest.mark.parametrize(("per_agent_hour", "looked"), [(2.9, False), (3.1, True)])
+def test_looks_go_only_while_the_budget_gives_each_agent_3_requests_an_hour(
+    per_agent_hour: float, looked: bool
+) -> None:
+    """Under 3 requests an hour for each agent, the budget goes to reads, not looks.
+
+    (docs/how-it-works.md, Looks.) 100 agents; a look due for the last one.
+    """
+    sustained = per_agent_hour * 100 / 3600
+    scheduler, agents, _ = scheduler_within(sustained / 0.98, 100, told="learned")
+    now = datetime.fromtimestamp(START, UTC)
+    plan = scheduler.plan(now, agents[-1:], list_wanted=False)
+    assert plan.looks == (agents[-1:] if looked else [])
+    assert plan.reads
+
+
 def test_no_read_comes_within_5_s_of_a_look() -> None:
     """An agent looked at 2 s before its read is due is read 5 s after the look.
 
