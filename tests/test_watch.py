@@ -403,6 +403,42 @@ def test_what_the_watch_learns_and_plans() -> None:
     assert watch.refresh_due("gone") is None
 
 
+def test_a_look_comes_at_least_5_s_after_the_reading_it_is_planned_from() -> None:
+    """A tick 2 s after a reading is looked at 5 s after it: no two requests within 5 s."""
+    watch = RefreshWatch()
+    now = dt_util.utcnow()
+    watch.observe("a", reading(now, sent=0, expires=3600), now)
+    assert watch.next_look() == now + timedelta(seconds=3404)
+    # Read again 2 s before that look: the look moves to 5 s after the read.
+    read = now + timedelta(seconds=3402)
+    watch.observe("a", reading(now, sent=0, expires=3600), read)
+    assert watch.next_look() == read + timedelta(seconds=5)
+
+
+def test_the_next_attempt_follows_the_learned_timer() -> None:
+    """A registrant with a 10 s timer retries on its own ticks, not on the default's.
+
+    Refreshes of a 60 s registration 40 s, then 50 s apart teach a 10 s timer;
+    a REGISTER at 130 s that times out (30 s) is tried again at the first tick
+    past 130 + 30 + 60 - 10 s: 210 s (with the default 100 s timer: 130 s).
+    """
+    watch = RefreshWatch()
+    now = dt_util.utcnow()
+    for sent in (0, 40, 90):
+        refreshed = reading(now, sent=sent, expires=sent + 50, interval=60)
+        watch.observe("s", refreshed, now + timedelta(seconds=sent))
+    assert watch.timer("s") == timedelta(seconds=10)
+    failed = reading(
+        now,
+        state=RegistrationState.REGISTER_TIMEOUT,
+        sent=130,
+        expires=None,
+        interval=60,
+    )
+    watch.observe("s", failed, now + timedelta(seconds=165))
+    assert watch.next_attempt("s") == now + timedelta(seconds=210)
+
+
 def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
     """After two refreshes that fit one pair of ticks, two looks a refresh, not four.
 
