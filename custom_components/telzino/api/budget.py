@@ -10,7 +10,7 @@ the client (token, agent list, status) passes `check` before it is sent and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
-  a first burst's estimate is probed fast (doubling; without the API's wait,
+  a first burst's estimate without the API's wait is probed fast (doubling,
   each doubling a sample of its own), across a reload or restart too. Only a
   rate in use is raised: one the requests never reached says nothing of the
   limit. Only requests counted from the end of a wait show the rate: before, the
