@@ -85,8 +85,6 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
-        # Whether the last 429 told when its window resets.
-        self._reset_told = False
         # The last refusal while nothing was accepted (the window was spent
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
@@ -162,8 +160,6 @@ class RequestBudget:
             learn = False
         # The API's wait is part of the window's span; a wait chosen here is not.
         sample_end = None if wait is None else now + max(wait, 0.0)
-        if not in_block:
-            self._reset_told = sample_end is not None
         if wait is None:
             if in_block:
                 # An answer to a request already in flight: the block stands.
@@ -217,10 +213,9 @@ class RequestBudget:
         in_use = (self.sustained() or 0.0) * (now - self._probe_since)
         if self._probe_accepted >= IN_USE * in_use:
             self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
-            if self._fast_probe and not self._reset_told:
-                # A bare 429 that ends a fast probe tells what the last
-                # doubling's requests met, not the average of the ramp below
-                # it (one that tells its reset spans the API's window).
+            if self._fast_probe:
+                # The 429 that ends a fast probe tells what the last
+                # doubling's requests met, not the average of the ramp below.
                 self._new_sample(now)
         self._probe_since, self._probe_accepted = now, 0
 
