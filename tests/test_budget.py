@@ -68,7 +68,12 @@ def test_nothing_known_nothing_held() -> None:
 
 
 def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
-    """100 accepted in a minute after a wait, then a 429 for 30 s: 100 a minute learned."""
+    """100 accepted in a minute after a wait, then a 429 for 30 s: 100 a minute learned.
+
+    The API accepts at least that, and refused the 5 a second the first burst
+    met: the rate then goes halfway to 5 a second each minute in use, until
+    within 3 % of it, and from there 1 % every 10 minutes.
+    """
     clock = FakeClock()
     budget = RequestBudget(clock)
     spend(budget, clock, 5, 0.0)
@@ -90,9 +95,15 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     assert budget.limit_rate == pytest.approx(100 / 60)
     clock.advance(30)
     budget.check()
-    # Then it probes upwards slowly: 1 % per 10 minutes in use without a 429.
+    assert budget.pace() == pytest.approx(100 / 60 * 0.96)
+    for rate in (10 / 3, 25 / 6, 55 / 12, 115 / 24, 235 / 48):
+        pace = budget.pace()
+        assert pace is not None
+        spend(budget, clock, round(61 * pace), 1 / pace)
+        assert budget.pace() == pytest.approx(rate * 0.96)
+    # Within 3 % of 5 a second: 1 % per 10 minutes in use without a 429.
     before = budget.pace()
-    assert before == pytest.approx(100 / 60 * 0.96)
+    assert before is not None
     spend(budget, clock, round(1201 * before), 1 / before)
     assert budget.pace() == pytest.approx(before * 1.01**2)
     # A rate not in use (the requests needed fewer) is not raised.
