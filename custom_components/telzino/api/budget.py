@@ -390,8 +390,11 @@ class RequestBudget:
             estimate = self._accepted / span
         self.source = "429s"
         self._new_estimate(estimate, fast=fast, at=block_end)
-        if told and met is not None and estimate < BISECT_CLOSE * met:
-            self._ceiling = met if self._ceiling is None else min(self._ceiling, met)
+        if told and met is not None:
+            # The limit lies between the rate accepted and the lowest refused:
+            # bisected while they are apart.
+            refused = min(met, self._ceiling or math.inf)
+            self._ceiling = refused if estimate < BISECT_CLOSE * refused else None
 
     def _new_estimate(self, rate: float, *, fast: bool, at: float) -> None:
         """Plan with `rate` from `at`: probed upwards from there."""
