@@ -14,6 +14,7 @@ bound (429s), and for each kind of 429 how many are, and the mean and least
 share of the reads possible (min(need, limit) over the measured span).
 """
 
+from dataclasses import replace
 import math
 import os
 import random
@@ -47,12 +48,10 @@ def draw(rng: random.Random) -> Case:
 def told(case: Case) -> Case:
     """Return the same account, its limits answering 429 with Retry-After."""
     second = case.second_tier
-    return Case(
-        RateLimit(case.limit.kind, case.limit.limit, case.limit.window),
-        None if second is None else RateLimit(second.kind, second.limit, second.window),
-        agents=case.agents,
-        interval=case.interval,
-        restart_at=case.restart_at,
+    return replace(
+        case,
+        limit=replace(case.limit, retry_after=True),
+        second_tier=None if second is None else replace(second, retry_after=True),
     )
 
 
