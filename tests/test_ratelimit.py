@@ -343,10 +343,9 @@ async def test_reads_resume_when_the_wait_ends(
     Retry-After ends with the window. The requests already sent must not be
     charged against the pace after the wait (the reads would stop for a
     minute more). The rate learned from that burst is too high (20 requests
-    over the 30 s left): the next window's 429 corrects it. The rate then goes
-    halfway back towards what the burst met each minute in use (the limit lies
-    between the two), so a few later windows refuse one request each until it
-    settles under the limit.
+    over the 30 s left); the next window's lesson, counted with the burst's,
+    still a little (at most twice the limit); the window after corrects it,
+    and no window after that refuses a request.
     """
     fake = frozen_fake(freezer)
     agents = fake.add_agents(50)
@@ -360,9 +359,7 @@ async def test_reads_resume_when_the_wait_ends(
     window_end = (START // 60 + 1) * 60
     refused = [at for at, _, admitted in fake.stats.request_times if not admitted]
     assert min(refused) < window_end
-    corrected = [at for at in refused if at >= window_end]
-    assert corrected[0] < window_end + 60
-    assert len(corrected) <= 5
+    assert max(refused) < window_end + 2 * 60
     after = [at for at, _, _ in fake.stats.request_times if at >= window_end]
     assert after[0] - window_end <= 2
     # And the reads go on at the limit: 20 a minute, less what was refused.

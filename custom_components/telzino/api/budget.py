@@ -11,9 +11,10 @@ the client (token, agent list, status) passes `check` before it is sent and
   form), and otherwise estimated from the requests accepted between two 429s,
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate without the API's wait is probed fast (doubling,
-  each doubling a sample of its own), and one told the API's wait well under
-  the rate refused is bisected towards that rate (the limit lies between the
-  two), across a reload or restart too. Only a
+  each doubling a sample of its own), across a reload or restart too. A
+  sample that ends with the API's wait, like the one before it, is also
+  counted with that one (the window that refused may have begun before the
+  last wait), and the higher of the two estimates taken. Only a
   rate in use is raised: one the requests never reached says nothing of the
   limit. Only requests counted from the end of a wait show the rate: before, the
   API's window may hold requests sent before this run that were not counted
@@ -48,10 +49,6 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
-# A lesson told the API's wait proves the API accepts at least its rate, and
-# refused the rate that met it: under this share of that rate, the probe
-# bisects between the two, a step a minute in use, until this close.
-BISECT_CLOSE: Final = 0.97
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
 # Without Retry-After or headers: wait this long after a 429, doubling.
@@ -91,9 +88,9 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
-        # The lowest rate refused since a told lesson brought the rate well
-        # under it: the probe bisects towards it (None: it probes slowly).
-        self._ceiling: float | None = None
+        # The last sample that ended with the API's wait: what it accepted,
+        # from when, until when (the next sample counts on from there).
+        self._told: tuple[int, float, float] | None = None
         # The last refusal while nothing was accepted (the window was spent
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
@@ -187,17 +184,19 @@ class RequestBudget:
             if sample_end is None and self._accepted:
                 self._new_sample(until)
             return
+        since = self._counting_since
         if not announced:
-            since = self._counting_since
             self._learn_from_429(
-                since,
-                now if sample_end is None else sample_end,
-                until,
-                told=sample_end is not None,
+                since, now if sample_end is None else sample_end, until
             )
         # The next sample starts after this wait, unless nothing was accepted
         # since the last one: the window refused all along, and it goes on.
         if self._accepted or announced:
+            self._told = (
+                None
+                if sample_end is None or since is None
+                else (self._accepted, since, until)
+            )
             self._new_sample(until)
         self._counted_all = True
 
@@ -218,25 +217,13 @@ class RequestBudget:
         return min(rate, max(remaining - self._kept(), 0) / left)
 
     def _raise_probe(self, now: float) -> None:
-        """Raise a rate estimated from 429s a step at each period it was in use.
-
-        Doubled (a fast probe), halfway to the ceiling (bisecting), or by
-        PROBE_STEP.
-        """
-        ceiling = None if self._fast_probe else self._ceiling
-        fast = self._fast_probe or ceiling is not None
-        period = FAST_PROBE_PERIOD if fast else PROBE_PERIOD
+        """Raise a rate estimated from 429s a step at each period it was in use."""
+        period = FAST_PROBE_PERIOD if self._fast_probe else PROBE_PERIOD
         if self.source != "429s" or now - self._probe_since < period:
             return
         in_use = (self.sustained() or 0.0) * (now - self._probe_since)
-        if self._probe_accepted >= IN_USE * in_use and self.limit_rate:
-            if ceiling is not None:
-                rate = (self.limit_rate * self._probe + ceiling) / 2
-                self._probe = rate / self.limit_rate
-                if rate >= BISECT_CLOSE * ceiling:
-                    self._ceiling = None
-            else:
-                self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
+        if self._probe_accepted >= IN_USE * in_use:
+            self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
             if self._fast_probe:
                 # The 429 that ends a fast probe tells what the last
                 # doubling's requests met, not the average of the ramp below.
@@ -312,7 +299,6 @@ class RequestBudget:
             "counted_all": self._counted_all,
             "counted_until": time.time(),
             "fast_probe": self._fast_probe,
-            "ceiling": self._ceiling,
         }
 
     def restore(self, learned: Mapping[str, Any]) -> None:
@@ -327,8 +313,6 @@ class RequestBudget:
             self.source, self.window = source, _positive(learned.get("window"))
             fast = source == "429s" and learned.get("fast_probe") is True
             self._new_estimate(rate, fast=fast, at=self._clock())
-            if source == "429s":
-                self._ceiling = _positive(learned.get("ceiling"))
         wall = time.time() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
             wait = min(blocked - time.time(), BACKOFF_MAX)
@@ -357,12 +341,11 @@ class RequestBudget:
         self._counted_all = learned.get("counted_all") is True
 
     def _learn_from_429(
-        self, since: float, sample_end: float, block_end: float, *, told: bool
+        self, since: float, sample_end: float, block_end: float
     ) -> None:
         """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
-        met = None if self.limit_rate is None else self.limit_rate * self._probe
         if self.limit_rate is not None and self._probe != 1:
             # The rate that met the limit is the one to correct (a fast
             # probe by what was accepted since its last doubling). Without a
@@ -388,13 +371,20 @@ class RequestBudget:
             return
         else:
             estimate = self._accepted / span
+            told = self._told
+            if sample_end == block_end and told is not None and told[2] == since:
+                # Told the API's wait, as the sample before was: the window
+                # that refused may have begun before that wait (another
+                # limit's) and held requests this sample did not count; both
+                # samples count it whole. The higher of the two: too high,
+                # the next window's 429 corrects it (a first window cut
+                # short makes it at most twice the limit); too low would
+                # hold the reads down for hours.
+                before, first, _ = told
+                both = (self._accepted + before) / (sample_end - first)
+                estimate = max(estimate, both)
         self.source = "429s"
         self._new_estimate(estimate, fast=fast, at=block_end)
-        if told and met is not None:
-            # The limit lies between the rate accepted and the lowest refused:
-            # bisected while they are apart.
-            refused = min(met, self._ceiling or math.inf)
-            self._ceiling = refused if estimate < BISECT_CLOSE * refused else None
 
     def _new_estimate(self, rate: float, *, fast: bool, at: float) -> None:
         """Plan with `rate` from `at`: probed upwards from there."""
