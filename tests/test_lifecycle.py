@@ -3,7 +3,8 @@
 The smaller set of issue 34's property tests: a real config entry on Home
 Assistant's simulated clock against the fake API (`tests/test_scheduler.py`
 runs the scheduler and budget alone, on many more cases). Hypothesis draws
-the limit and the account, and what happens to the entry: its options saved
+the limit and the account, where in the API's windows the entry starts, and
+what happens to the entry: its options saved
 (a reload, *Watch all agents* switched on or off), Home Assistant restarted
 (the entry unloaded and set up again from its store), every token expired.
 Checked over 40 simulated minutes:
@@ -18,7 +19,7 @@ The bounded profile runs in scripts/test; `scripts/bench --rate-limit
 """
 
 from collections import deque
-from datetime import timedelta
+from datetime import UTC, datetime
 import math
 import os
 import time
@@ -96,13 +97,29 @@ async def happen(
     # fake API, and unloads them.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(account=accounts(), all_agents=st.booleans(), happenings=events)
+@given(
+    account=accounts(),
+    all_agents=st.booleans(),
+    happenings=events,
+    phase=st.integers(0, 3599),
+)
 @example(
     # A 429 asks for minutes (360 per 10 minutes, spent in the third): the
     # options are saved during the wait, and the reloaded entry must wait too.
     account=(RateLimit("fixed_window", 360, 600.0), 60, 30),
     all_agents=False,
     happenings=[(5, "options saved"), (6, "restart")],
+    phase=0,
+)
+@example(
+    # The same account 4 minutes into the window: the first burst's rate
+    # (360 in the 6 minutes left) was too high, the next window's taught the
+    # limit, and bisecting back towards the rate refused spent each window
+    # minutes early: a third of an hour later, readings expired in the wait.
+    account=(RateLimit("fixed_window", 360, 600.0), 60, 30),
+    all_agents=False,
+    happenings=[(5, "options saved"), (6, "restart")],
+    phase=240,
 )
 @example(
     # 10 a minute in a sliding window, told by nothing: the first burst's
@@ -116,6 +133,7 @@ async def happen(
         (1, "watch all switched"),
         (22, "tokens expired"),
     ],
+    phase=0,
 )
 async def test_the_entry_never_goes_dark_through_its_life(
     hass: HomeAssistant,
@@ -124,11 +142,14 @@ async def test_the_entry_never_goes_dark_through_its_life(
     account: tuple[RateLimit, int, int],
     all_agents: bool,
     happenings: list[tuple[int, str]],
+    phase: int,
 ) -> None:
     """Nothing within a Retry-After, nothing unavailable, never dark."""
     limit, agents, interval = account
-    # On from where the last example left the clock (its stores are gone).
-    freezer.tick(timedelta(hours=1))
+    # On from where the last example left the clock (its stores are gone),
+    # `phase` seconds into an hour: into the API's windows.
+    hour = (time.time() // 3600 + 2) * 3600
+    freezer.move_to(datetime.fromtimestamp(hour + phase, UTC))
     fake = FakeTelzino(clock=time.time)
     fake.close_connections = True
     fake.add_agents(agents)

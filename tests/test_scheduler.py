@@ -214,6 +214,8 @@ class Case:
     restart_at: int | None = None
     quota_factor: float = 1.0
     list_refused: bool = False
+    # Seconds after START the run starts: where in the API's windows it begins.
+    phase: int = 0
 
 
 cases = st.builds(
@@ -225,6 +227,7 @@ cases = st.builds(
     restart_at=st.none() | st.integers(1, 3000),
     quota_factor=st.sampled_from([0.5, 1.0, 2.0]),
     list_refused=st.booleans(),
+    phase=st.integers(0, 3599),
 )
 
 
@@ -237,10 +240,11 @@ def run(case: Case, minutes: int = 90) -> Account:
         if case.second_tier is None
         else Tiers((case.limit, case.second_tier))
     )
-    account = Account(limit, case.agents, case.interval)
+    start = START + case.phase
+    account = Account(limit, case.agents, case.interval, now=start)
     account.list_refused = case.list_refused
-    end = account.end = START + minutes * 60
-    changed_at = START + 30 * 60
+    end = account.end = start + minutes * 60
+    changed_at = start + 30 * 60
     while account.now < end:
         next_step = account.step()
         wait = (next_step - account.when).total_seconds()
@@ -256,7 +260,7 @@ def run(case: Case, minutes: int = 90) -> Account:
         )
         assert 0 < wait <= longest + 1
         account.now += wait
-        if case.restart_at is not None and account.now >= START + case.restart_at:
+        if case.restart_at is not None and account.now >= start + case.restart_at:
             account.start(account.budget.learned())
             account.scheduler.sync(f"agent-{n}" for n in range(case.agents + 5))
             account.agents += 5
@@ -306,7 +310,7 @@ def throughput(account: Account, case: Case) -> Throughput:
     span = measured_span(case)
     reads = sum(1 for at in account.reads if account.end - span <= at < account.end)
     possible = min(need, rate) * span
-    hours = (account.end - START) / 3600
+    hours = (account.end - START - case.phase) / 3600
     return Throughput(
         reads,
         possible,
