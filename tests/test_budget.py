@@ -203,17 +203,32 @@ def test_a_first_window_cut_short_is_corrected_by_the_windows_after() -> None:
     assert after_three.limit_rate == pytest.approx(limit, rel=0.01)
 
 
-def test_a_window_that_began_before_the_last_wait_is_counted_whole() -> None:
-    """Two limits told by Retry-After: a burst's 1 s wait, then a window's.
+@pytest.mark.parametrize(
+    "first_answer",
+    [{"Retry-After": "1"}, {}],
+    ids=["its wait told (1 s)", "a bare 429 (30 s chosen here)"],
+)
+def test_a_window_that_began_before_the_last_wait_is_counted_whole(
+    first_answer: dict[str, str],
+) -> None:
+    """Two limits: a first burst meets one, then the minute after meets a window.
 
     A first burst of 1,700 meets a limit per second; 200 more over the next
-    minute meet a window of 1,900 per 10 minutes that began with the burst.
-    Counted from the end of the 1 s wait, that is 200 in 599 s, a ninth of
-    what the window allows, and the reads would stay there for hours; with
-    the sample before it, the window is counted whole: 1,900 in 600 s.
+    minute meet a window of 1,900 per 10 minutes that began with the burst,
+    told by Retry-After. Counted from the end of the first wait, that is 200
+    in 9 minutes or so, a ninth of what the window allows, and the reads
+    would stay there for hours; with the sample before it (the wait between
+    them sent nothing), the window is counted whole: 1,900 in 600 s.
     """
-    _, budget = told_twice(1700, 1, 200, 0.3, 539)
-    assert budget.limit_rate == pytest.approx(1900 / 600)
+    clock = FakeClock()
+    start = clock.now
+    budget = RequestBudget(clock)
+    spend(budget, clock, 1700, 0.0)
+    budget.record(429, first_answer)
+    clock.advance(budget.blocked_for())
+    spend(budget, clock, 200, 0.3)
+    budget.record(429, {"Retry-After": f"{start + 600 - clock.now:.1f}"})
+    assert budget.limit_rate == pytest.approx(1900 / 600, rel=0.001)
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   then probed upwards slowly (additive increase) until the next 429 corrects it;
   a first burst's estimate without the API's wait is probed fast (doubling,
   each doubling a sample of its own), across a reload or restart too. A
-  sample that ends with the API's wait, like the one before it, is also
-  counted with that one (the window that refused may have begun before the
-  last wait), and the higher of the two estimates taken. Only a
+  sample that ends with the API's wait is also counted with the sample before
+  it (the window that refused may have begun before the last wait), and the
+  higher of the two estimates taken. Only a
   rate in use is raised: one the requests never reached says nothing of the
   limit. Only requests counted from the end of a wait show the rate: before, the
   API's window may hold requests sent before this run that were not counted
@@ -88,9 +88,9 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
-        # The last sample that ended with the API's wait: what it accepted,
-        # from when, until when (the next sample counts on from there).
-        self._told: tuple[int, float, float] | None = None
+        # The last sample a 429 ended: what it accepted, from when, and the
+        # end of that 429's wait (where the next sample starts).
+        self._last_sample: tuple[int, float, float] | None = None
         # The last refusal while nothing was accepted (the window was spent
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
@@ -192,10 +192,8 @@ class RequestBudget:
         # The next sample starts after this wait, unless nothing was accepted
         # since the last one: the window refused all along, and it goes on.
         if self._accepted or announced:
-            self._told = (
-                None
-                if sample_end is None or since is None
-                else (self._accepted, since, until)
+            self._last_sample = (
+                None if since is None else (self._accepted, since, until)
             )
             self._new_sample(until)
         self._counted_all = True
@@ -371,16 +369,16 @@ class RequestBudget:
             return
         else:
             estimate = self._accepted / span
-            told = self._told
-            if sample_end == block_end and told is not None and told[2] == since:
-                # Told the API's wait, as the sample before was: the window
-                # that refused may have begun before that wait (another
-                # limit's) and held requests this sample did not count; both
-                # samples count it whole. The higher of the two: too high,
-                # the next window's 429 corrects it (a first window cut
-                # short makes it at most twice the limit); too low would
-                # hold the reads down for hours.
-                before, first, _ = told
+            last = self._last_sample
+            if sample_end == block_end and last is not None and last[2] == since:
+                # Told the API's wait: the window that refused may have begun
+                # before the last wait (another limit's) and held requests
+                # this sample did not count; with the sample before (the wait
+                # between them sent nothing), it is counted whole. The higher
+                # of the two: too high, the next window's 429 corrects it (a
+                # first window cut short makes it at most twice the limit);
+                # too low would hold the reads down for hours.
+                before, first, _ = last
                 both = (self._accepted + before) / (sample_end - first)
                 estimate = max(estimate, both)
         self.source = "429s"
