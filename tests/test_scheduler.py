@@ -78,6 +78,7 @@ class Account:
 
     def __post_init__(self) -> None:
         """Start the scheduler and budget as a setup does."""
+        self.began = self.now
         self.budget = RequestBudget(lambda: self.now)
         self.start(learned={})
 
@@ -310,7 +311,7 @@ def throughput(account: Account, case: Case) -> Throughput:
     span = measured_span(case)
     reads = sum(1 for at in account.reads if account.end - span <= at < account.end)
     possible = min(need, rate) * span
-    hours = (account.end - START - case.phase) / 3600
+    hours = (account.end - account.began) / 3600
     return Throughput(
         reads,
         possible,
