@@ -1,6 +1,6 @@
-"""End to end: five rate-limited accounts in one real `hass` process.
+"""End to end: four rate-limited accounts in one real `hass` process.
 
-Real time, a real Home Assistant, five fake Telzino APIs (one account each),
+Real time, a real Home Assistant, four fake Telzino APIs (one account each),
 each behind a limit of another shape that its agents fill or overfill at
 their interval. After the options are saved (a reload whose first requests
 meet a window the first run spent): every entry is back, no agent goes
@@ -8,8 +8,8 @@ unavailable, the reads reach 90 % of what the account needs or the limit
 allows (whichever is less), few requests are refused, and a lost
 registration shows within 2.5 x the account's effective polling interval,
 which its Polling interval sensor shows. The accounts are as small as shows
-that: `tests/test_ratelimit.py` plays larger ones in simulated time, and
-limits announced in no way (a bare 429, learned over minutes),
+that: `tests/test_ratelimit.py` plays larger ones in simulated time, two
+tiers, and limits announced in no way (a bare 429, learned over minutes),
 and `scripts/bench --rate-limit` up to 1,000 agents.
 """
 
@@ -24,14 +24,7 @@ from typing import Any
 import pytest
 
 from custom_components.telzino.api import DEFAULT_MAX_CONCURRENCY
-from scripts.fake_telzino import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeTelzino,
-    RateLimit,
-    Tiers,
-    serve,
-)
+from scripts.fake_telzino import CLIENT_ID, CLIENT_SECRET, FakeTelzino, RateLimit, serve
 from scripts.live_ha import free_port, run_home_assistant
 from tests.live.logs import integration_errors
 
@@ -51,7 +44,7 @@ class Account:
     prefix: str
     agents: int
     interval: int
-    limit: RateLimit | Tiers
+    limit: RateLimit
 
 
 ACCOUNTS = (
@@ -67,16 +60,6 @@ ACCOUNTS = (
     # The same need against 25 per 10 s in fixed windows, told by Retry-After
     # alone (issue 34's first case).
     Account("Fixed", 60, 30, RateLimit("fixed_window", 25, 10)),
-    # 40 agents at 30 s need 1.3 a second: 3 a second and 10 per 10 s are
-    # allowed, each told by Retry-After alone (a wait of a second, then one
-    # until the 10 s end). Ten seconds, not a minute: the reads are measured
-    # once what the first run sent has left the longer window.
-    Account(
-        "Tiered",
-        40,
-        30,
-        Tiers((RateLimit("fixed_window", 3, 1), RateLimit("fixed_window", 10, 10))),
-    ),
 )
 STATUS_PATH = "/sip/registration/status"
 # Longer than a reading is shown without a new read (an effective interval of
@@ -89,7 +72,7 @@ def entity(name: str, kind: str = "registered") -> str:
     return f"binary_sensor.{name.lower().replace(' ', '_')}_{kind}"
 
 
-async def test_rate_limited_accounts_after_the_options_are_saved(
+async def test_four_rate_limited_accounts_after_the_options_are_saved(
     socket_enabled: None, tmp_path: Path
 ) -> None:
     """Every entry is back and stays available, reads keep up; a loss shows in time."""
