@@ -1,7 +1,9 @@
 """The request scheduler's invariants, searched for violations.
 
 The scheduler and the request budget run alone (no Home Assistant) against
-the fake API's rate limits on a simulated clock: hypothesis draws the limit
+the fake API's rate limits on a simulated clock, the requests sent as the
+client sends them (as many in flight at once as it allows, all sent before
+the first answer): hypothesis draws the limit
 (fixed window, sliding window, token bucket; `Retry-After` or not; no
 headers, `X-RateLimit-*` or the IETF fields; a second tier; the quota
 changing mid-run), the account (1 to 1,000 agents, the interval) and
@@ -34,10 +36,17 @@ import os
 import random
 from typing import NamedTuple
 
+import aiohttp
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 import pytest
 
-from custom_components.telzino.api import RequestBudget
+from custom_components.telzino.api import (
+    DEFAULT_MAX_CONCURRENCY,
+    AccessToken,
+    RegistrationStatus,
+    RequestBudget,
+    TelzinoClient,
+)
 from custom_components.telzino.scheduler import (
     AGENT_LIST_BACKOFF,
     MIN_SPACING,
@@ -50,7 +59,8 @@ from custom_components.telzino.scheduler import (
     Plan,
     Scheduler,
 )
-from scripts.fake_telzino import RateLimit, Tiers
+from scripts.fake_telzino import FakeTelzino, RateLimit, Tiers
+from tests.common import FakeClock
 
 START = 1_795_800_000.0
 EXAMPLES = int(os.environ.get("TELZINO_EXPLORE", "60"))
@@ -96,9 +106,12 @@ class Account:
         """The simulated time as Home Assistant sees it."""
         return datetime.fromtimestamp(self.now, UTC)
 
-    def request(self, *, paced: bool = True) -> bool | None:
-        """Send one request as the client does: True admitted, False 429, None held."""
-        if self.budget.blocked_for() > 0:
+    def request(self, *, paced: bool = True, in_flight: bool = False) -> bool | None:
+        """Send one request as the client does: True admitted, False 429, None held.
+
+        `in_flight`: sent with others before any answered (no answer holds it).
+        """
+        if self.budget.blocked_for() > 0 and not in_flight:
             return None
         admitted, headers = self.limit.admit(self.now)
         self.budget.record(200 if admitted else 429, headers, learn=paced)
@@ -132,15 +145,25 @@ class Account:
         return math.ceil(self.agents / 100) or 1
 
     def send_reads(self, plan: Plan) -> dict[str, bool]:
-        """Read the agents; once one meets a 429, the rest are held back."""
+        """Read the agents as the client does: up to its concurrency in flight.
+
+        The requests in flight are all sent before the first answer; once one
+        meets a 429, those not yet sent are held back.
+        """
         answered: dict[str, bool] = {}
         stop = False
-        for agent_id in plan.agents:
-            result = None if stop else self.request()
-            answered[agent_id] = bool(result)
-            if result:
-                self.reads.append(self.now)
-            stop = stop or not result
+        agents = plan.agents
+        for first in range(0, len(agents), DEFAULT_MAX_CONCURRENCY):
+            in_flight = agents[first : first + DEFAULT_MAX_CONCURRENCY]
+            stop = stop or self.budget.blocked_for() > 0
+            results = [
+                None if stop else self.request(in_flight=True) for _ in in_flight
+            ]
+            for agent_id, result in zip(in_flight, results, strict=True):
+                answered[agent_id] = bool(result)
+                if result:
+                    self.reads.append(self.now)
+            stop = stop or not all(results)
         return answered
 
     def note_readings(self, now: datetime, answered: dict[str, bool]) -> None:
@@ -447,6 +470,46 @@ def test_the_scheduler_never_goes_dark(case: Case) -> None:
     account = run(case, minutes)
     if case.quota_factor == 1.0:
         check_throughput(account, case)
+
+
+@pytest.mark.parametrize("retry_after", [True, False])
+async def test_the_simulated_client_sends_a_burst_as_the_real_one_does(
+    fake: FakeTelzino,
+    fake_url: str,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+    retry_after: bool,
+) -> None:
+    """A burst against a limit: the same requests admitted, refused and held back.
+
+    The real client over HTTP against the fake, and the simulation's account,
+    meet 3 a second with 25 agents to read: the requests in flight are all
+    refused past the third, and the rest are not sent.
+    """
+    agent_ids = [agent.id for agent in fake.add_agents(25)]
+    fake.rate_limit = RateLimit("fixed_window", 3, 1.0, retry_after=retry_after)
+    client = TelzinoClient(
+        AccessToken(fake.add_token()), session=session, api_url=fake_url, clock=clock
+    )
+    results = await client.get_registration_statuses(agent_ids)
+    real = [
+        isinstance(result, RegistrationStatus)
+        for result in results.values()
+        if result is not None
+    ]
+
+    account = Account(
+        RateLimit("fixed_window", 3, 1.0, retry_after=retry_after),
+        25,
+        30,
+        now=clock(),
+    )
+    account.send_reads(Plan(reads=[f"agent-{n}" for n in range(25)]))
+
+    sent = [admitted for _, admitted in account.sent]
+    assert (sent.count(True), sent.count(False)) == (3, DEFAULT_MAX_CONCURRENCY - 3)
+    assert [allowed for _, _, allowed in fake.stats.request_times] == sent
+    assert real.count(True) == sent.count(True)
 
 
 def test_an_outage_is_probed_and_a_refused_list_backs_off() -> None:
