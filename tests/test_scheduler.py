@@ -464,6 +464,17 @@ def check_throughput(account: Account, case: Case) -> None:
         agents=5,
     )
 )
+@example(
+    # 5 a second announced in the IETF fields, behind 649 a second told by
+    # nothing; 174 agents at 30 s. Spent, the window holds the requests
+    # until its reset, one goes after it, and the next step comes after the
+    # next reset: 5, 1, 4 reads a second, two thirds of the limit.
+    Case(
+        RateLimit("fixed_window", 649, 1.0, retry_after=False),
+        RateLimit("fixed_window", 5, 1.0, retry_after=False, headers="ietf"),
+        agents=174,
+    )
+)
 def test_the_scheduler_never_goes_dark(case: Case) -> None:
     """Nothing while the API asks to wait, never idle with work and credit, never dark."""
     minutes = 60 + math.ceil(measured_span(case) / 60)
@@ -591,6 +602,46 @@ def test_agents_waiting_on_a_window_almost_spent_go_when_it_refills() -> None:
     scheduler.done(now, plan, dict.fromkeys(plan.agents, True), sent=5)
     assert budget.pace() == pytest.approx(0.05)
     assert scheduler.next_step(now) - now == timedelta(seconds=10)
+
+
+def test_what_a_window_holds_at_its_last_second_goes_before_it_resets() -> None:
+    """A window of 5 a second refills after its wait: 1 read, then the other 4 at once.
+
+    Not 1 and then the pace a second later, in the next window: that left 3
+    of every 5 unused (found by the property search).
+    """
+    clock = [0.0]
+    budget = RequestBudget(lambda: clock[0])
+
+    def answer(remaining: int) -> None:
+        budget.record(
+            200,
+            {
+                "RateLimit-Policy": '"telzino";q=5;w=1',
+                "RateLimit": f'"telzino";r={remaining};t={1 - clock[0] % 1:g}',
+            },
+        )
+
+    scheduler = Scheduler(timedelta(seconds=30), budget)
+    scheduler.sync(f"agent-{n}" for n in range(60))
+
+    def step(at: float) -> Plan:
+        clock[0] = at
+        now = datetime.fromtimestamp(START + at, UTC)
+        plan = scheduler.plan(now, list_wanted=False)
+        for remaining in range(4, 4 - len(plan.agents), -1):
+            answer(remaining)
+        scheduler.done(
+            now, plan, dict.fromkeys(plan.agents, True), sent=len(plan.agents)
+        )
+        return plan
+
+    answer(5)
+    assert len(step(0.0).reads) == 5  # the window spent: held until its reset
+    assert not step(0.5)
+    assert len(step(1.0).reads) == 1  # after the wait, one request ...
+    # ... and what the window then says it holds, less the margin's tenth.
+    assert len(step(1.0).reads) == 3
 
 
 def scheduler_within(

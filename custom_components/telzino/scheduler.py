@@ -8,9 +8,10 @@ client's budget counts them all).
 
 The credit grows at the budget's pace (requests per second, learned from the
 API's answers: `api/budget.py`) up to a small burst, and only while the API
-does not ask to wait; each request sent takes one. Without a known pace
-nothing limits the requests but the first step, which sends one request to
-learn whether the API announces its budget.
+does not ask to wait; each request sent takes one. What an announced window
+still holds when it resets before the next step is credit too (it would be
+lost). Without a known pace nothing limits the requests but the first step,
+which sends one request to learn whether the API announces its budget.
 
 What is wanted, first to last:
 
@@ -249,6 +250,10 @@ class Scheduler:
         ):
             elapsed = max((now - since).total_seconds(), 0.0)
         self._credit = min(self._credit + elapsed * pace, cap)
+        if 0 < (self.budget.resets_in() or math.inf) <= MIN_STEP.total_seconds():
+            # An announced window that resets before the next step: what it
+            # still holds goes now, or it is lost.
+            self._credit = max(self._credit, math.floor(self.budget.room()))
         return pace
 
     # Planning -------------------------------------------------------------------------
