@@ -106,13 +106,8 @@ class Account:
         """The simulated time as Home Assistant sees it."""
         return datetime.fromtimestamp(self.now, UTC)
 
-    def request(self, *, paced: bool = True, in_flight: bool = False) -> bool | None:
-        """Send one request as the client does: True admitted, False 429, None held.
-
-        `in_flight`: sent with others before any answered (no answer holds it).
-        """
-        if self.budget.blocked_for() > 0 and not in_flight:
-            return None
+    def request(self, *, paced: bool = True) -> bool:
+        """Send one request (the caller checked the budget's wait): whether admitted."""
         admitted, headers = self.limit.admit(self.now)
         self.budget.record(200 if admitted else 429, headers, learn=paced)
         self.sent.append((self.now, admitted))
@@ -140,7 +135,11 @@ class Account:
     def send_list(self) -> int | None:
         """Read the agent list's pages (100 agents a page); None when refused."""
         for _ in range(math.ceil(self.agents / 100) or 1):
-            if self.list_refused or not self.request(paced=False):
+            if (
+                self.list_refused
+                or self.budget.blocked_for() > 0
+                or not self.request(paced=False)
+            ):
                 return None
         return math.ceil(self.agents / 100) or 1
 
@@ -156,9 +155,7 @@ class Account:
         for first in range(0, len(agents), DEFAULT_MAX_CONCURRENCY):
             in_flight = agents[first : first + DEFAULT_MAX_CONCURRENCY]
             stop = stop or self.budget.blocked_for() > 0
-            results = [
-                None if stop else self.request(in_flight=True) for _ in in_flight
-            ]
+            results = [None if stop else self.request() for _ in in_flight]
             for agent_id, result in zip(in_flight, results, strict=True):
                 answered[agent_id] = bool(result)
                 if result:
@@ -503,11 +500,6 @@ async def test_the_simulated_client_sends_a_burst_as_the_real_one_does(
         AccessToken(fake.add_token()), session=session, api_url=fake_url, clock=clock
     )
     results = await client.get_registration_statuses(agent_ids)
-    real = [
-        isinstance(result, RegistrationStatus)
-        for result in results.values()
-        if result is not None
-    ]
 
     account = Account(
         RateLimit("fixed_window", 3, 1.0, retry_after=retry_after),
@@ -520,7 +512,8 @@ async def test_the_simulated_client_sends_a_burst_as_the_real_one_does(
     sent = [admitted for _, admitted in account.sent]
     assert (sent.count(True), sent.count(False)) == (3, DEFAULT_MAX_CONCURRENCY - 3)
     assert [allowed for _, _, allowed in fake.stats.request_times] == sent
-    assert real.count(True) == sent.count(True)
+    read = [isinstance(result, RegistrationStatus) for result in results.values()]
+    assert read.count(True) == sent.count(True)
 
 
 def test_an_outage_is_probed_and_a_refused_list_backs_off() -> None:
@@ -612,16 +605,7 @@ def test_what_a_window_holds_at_its_last_second_goes_before_it_resets() -> None:
     """
     clock = [0.0]
     budget = RequestBudget(lambda: clock[0])
-
-    def answer(remaining: int) -> None:
-        budget.record(
-            200,
-            {
-                "RateLimit-Policy": '"telzino";q=5;w=1',
-                "RateLimit": f'"telzino";r={remaining};t={1 - clock[0] % 1:g}',
-            },
-        )
-
+    limit = RateLimit("fixed_window", 5, 1.0, headers="ietf")
     scheduler = Scheduler(timedelta(seconds=30), budget)
     scheduler.sync(f"agent-{n}" for n in range(60))
 
@@ -629,14 +613,18 @@ def test_what_a_window_holds_at_its_last_second_goes_before_it_resets() -> None:
         clock[0] = at
         now = datetime.fromtimestamp(START + at, UTC)
         plan = scheduler.plan(now, list_wanted=False)
-        for remaining in range(4, 4 - len(plan.agents), -1):
-            answer(remaining)
+        for _ in plan.agents:
+            admitted, headers = limit.admit(at)
+            budget.record(200 if admitted else 429, headers)
         scheduler.done(
             now, plan, dict.fromkeys(plan.agents, True), sent=len(plan.agents)
         )
         return plan
 
-    answer(5)
+    # The window announced whole before the first step.
+    budget.record(
+        200, {"RateLimit-Policy": '"telzino";q=5;w=1', "RateLimit": '"telzino";r=5;t=1'}
+    )
     assert len(step(0.0).reads) == 5  # the window spent: held until its reset
     assert not step(0.5)
     assert len(step(1.0).reads) == 1  # after the wait, one request ...
