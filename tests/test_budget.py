@@ -22,12 +22,22 @@ def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> 
         clock.advance(every)
 
 
-def send_at_the_pace(limit: RateLimit, lessons: int = 2) -> RequestBudget:
-    """Send as fast as the pace allows (bursts of 5) until the `lessons`th 429; return the budget."""
-    clock = FakeClock()
-    budget = RequestBudget(clock)
+def send_at_the_pace(
+    limit: RateLimit,
+    lessons: int = 2,
+    *,
+    start: tuple[FakeClock, RequestBudget] | None = None,
+) -> RequestBudget:
+    """Send as fast as the pace allows (bursts of 5) until the `lessons`th 429; return the budget.
+
+    From a fresh budget, or from `start` (a clock and the budget it drives);
+    for a simulated day at most.
+    """
+    clock, budget = start or (FakeClock(), None)
+    budget = budget or RequestBudget(clock)
+    until = clock.now + 86400
     credit = 0.0
-    while budget.rate_limited < lessons:
+    while budget.rate_limited < lessons and clock.now < until:
         if budget.blocked_for() > 0:
             clock.advance(0.1)
             continue
@@ -99,15 +109,16 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     assert budget.limit_rate == pytest.approx(105 / 61)
     clock.advance(30)
     budget.check()
-    # Then it probes upwards slowly: 1 % per 10 minutes in use without a 429.
+    # Then it probes upwards: 1 % after 10 minutes in use without a 429,
+    # 2 % after the next 10, each step twice the last.
     before = budget.pace()
     assert before == pytest.approx(105 / 61 * 0.96)
     spend(budget, clock, round(1201 * before), 1 / before)
-    assert budget.pace() == pytest.approx(before * 1.01**2)
+    assert budget.pace() == pytest.approx(before * 1.01 * 1.02)
     # A rate not in use (the requests needed fewer) is not raised.
     clock.advance(1200)
     spend(budget, clock, 2, 1.0)
-    assert budget.pace() == pytest.approx(before * 1.01**2)
+    assert budget.pace() == pytest.approx(before * 1.01 * 1.02)
 
 
 def test_a_runs_first_429_teaches_nothing_when_a_rate_is_known() -> None:
@@ -201,6 +212,24 @@ def test_a_first_window_cut_short_is_corrected_by_the_windows_after() -> None:
     assert after_two.limit_rate == pytest.approx(10 / 800, rel=0.01)
     after_three = send_at_the_pace(RateLimit("fixed_window", 5, 600.0), lessons=3)
     assert after_three.limit_rate == pytest.approx(limit, rel=0.01)
+
+
+def test_a_rate_learned_too_low_is_probed_back_to_the_limit_within_an_hour() -> None:
+    """Learned at two thirds of 1 a second (told by Retry-After): the limit again within an hour.
+
+    The probe's step doubles every 10 minutes in use (1 %, 2 %, 4 % ...), so
+    the rate is back at the limit after six steps. The 429 that ends the
+    probe teaches what the last step met, not the average of the ramp below
+    (under the limit); at most a window over it, which the next 429 corrects.
+    """
+    clock, budget, learned = learned_from_20_in_30_s()
+    began = clock.now
+    limit = RateLimit("fixed_window", 10, 10.0)
+    send_at_the_pace(limit, lessons=3, start=(clock, budget))
+    assert budget.rate_limited == 3
+    assert clock.now - began <= 3700
+    assert learned < 0.7 * limit.rate
+    assert 0.9 * limit.rate <= budget.limit_rate <= 1.1 * limit.rate
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,14 @@ the client (token, agent list, status) passes `check` before it is sent and
   (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
   `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
   form), and otherwise estimated from the requests accepted between two 429s,
-  then probed upwards slowly (additive increase) until the next 429 corrects it;
-  a first burst's estimate without the API's wait is probed fast (doubling,
-  each doubling a sample of its own), across a reload or restart too. A
-  sample that ends with the API's wait is also counted with the sample before
-  it (the window that refused may have begun before the last wait), and the
-  higher of the two estimates taken. Only a
+  then probed upwards until the next 429 corrects it, by a step that doubles
+  every period in use (1 %, 2 %, 4 % ...: an estimate too low is not kept for
+  hours); a first burst's estimate without the API's wait is probed fast
+  (doubling, each doubling a sample of its own), across a reload or restart
+  too. A sample that ends with the API's wait is also counted with the sample
+  before it (the window that refused may have begun before the last wait),
+  and from the probe's last step (the rate that met the limit, not the ramp
+  below it), and the highest of the estimates taken. Only a
   rate in use is raised: one the requests never reached says nothing of the
   limit. Only requests counted from the end of a wait show the rate: before, the
   API's window may hold requests sent before this run that were not counted
@@ -41,10 +43,11 @@ from .exceptions import TelzinoRateLimitedError
 HEADER_MARGIN: Final = 0.98
 # ... and under a rate estimated from 429s (the estimate is a little high).
 ESTIMATE_MARGIN: Final = 0.96
-# Without headers, probe upwards by this share of the rate every PROBE_PERIOD;
-# from an estimate that rests on little (see below), double it every
-# FAST_PROBE_PERIOD until the next 429. Only a rate in use is raised: at
-# least this share of it was accepted over the period.
+# Without headers, probe upwards by this share of the rate after a
+# PROBE_PERIOD, twice that after the next, and so on until a 429; from an
+# estimate that rests on little (see below), double it every
+# FAST_PROBE_PERIOD. Only a rate in use is raised: at least this share of it
+# was accepted over the period.
 PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
@@ -62,9 +65,19 @@ _FIELD_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*([0-9.]+)")
 class RequestBudget:
     """Gate and learner of one account's request budget (clock: monotonic seconds)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        """Start knowing nothing: no limit until the API shows one."""
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] | None = None,
+    ) -> None:
+        """Start knowing nothing: no limit until the API shows one.
+
+        `wall`: the clock of what is stored (seconds since the epoch; the
+        system's when None, read at each call so that a frozen test clock
+        applies).
+        """
         self._clock = clock
+        self._wall = wall or (lambda: time.time())  # noqa: PLW0108  # late-bound
         self.blocked_until = -math.inf
         # Requests per second the API sustains; None until it shows a limit.
         self.limit_rate: float | None = None
@@ -83,11 +96,14 @@ class RequestBudget:
         self._probe = 1.0
         self._probe_since = 0.0
         self._probe_accepted = 0
+        self._probe_step = PROBE_STEP
         self._backoff = BACKOFF_START
         # Whether the requests counted are all the window holds: counted
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # What the sample had accepted when the probe last raised the rate, and when.
+        self._raised: tuple[int, float] | None = None
         # The last sample a 429 ended: what it accepted, from when, and the
         # end of that 429's wait (where the next sample starts).
         self._last_sample: tuple[int, float, float] | None = None
@@ -201,6 +217,7 @@ class RequestBudget:
     def _new_sample(self, since: float) -> None:
         """Count the requests accepted from `since` towards the next estimate."""
         self._accepted, self._counting_since = 0, since
+        self._raised = None
 
     def pace(self) -> float | None:
         """Return the requests per second to plan with now; None when no limit is known."""
@@ -215,17 +232,20 @@ class RequestBudget:
         return min(rate, max(remaining - self._kept(), 0) / left)
 
     def _raise_probe(self, now: float) -> None:
-        """Raise a rate estimated from 429s a step at each period it was in use."""
+        """Raise a rate estimated from 429s at each period it was in use, each step twice the last."""
         period = FAST_PROBE_PERIOD if self._fast_probe else PROBE_PERIOD
         if self.source != "429s" or now - self._probe_since < period:
             return
         in_use = (self.sustained() or 0.0) * (now - self._probe_since)
         if self._probe_accepted >= IN_USE * in_use:
-            self._probe *= 2 if self._fast_probe else 1 + PROBE_STEP
+            self._probe *= 2 if self._fast_probe else 1 + self._probe_step
+            self._probe_step *= 2
             if self._fast_probe:
                 # The 429 that ends a fast probe tells what the last
                 # doubling's requests met, not the average of the ramp below.
                 self._new_sample(now)
+            else:
+                self._raised = (self._accepted, now)
         self._probe_since, self._probe_accepted = now, 0
 
     def spare(self) -> float:
@@ -280,7 +300,7 @@ class RequestBudget:
         not survive a restart, and the API's window still holds them after a
         reload.
         """
-        wall = time.time() - self._clock()
+        wall = self._wall() - self._clock()
         rate = self.limit_rate
         if self.source == "429s" and (sustained := self.sustained()) is not None:
             # Where probing got to: the next run starts there.
@@ -289,13 +309,13 @@ class RequestBudget:
             "source": self.source,
             "limit_rate": rate,
             "window": self.window,
-            "blocked_until": time.time() + self.blocked_for(),
+            "blocked_until": self._wall() + self.blocked_for(),
             "accepted": self._accepted,
             "counting_since": None
             if self._counting_since is None
             else wall + self._counting_since,
             "counted_all": self._counted_all,
-            "counted_until": time.time(),
+            "counted_until": self._wall(),
             "fast_probe": self._fast_probe,
         }
 
@@ -311,16 +331,16 @@ class RequestBudget:
             self.source, self.window = source, _positive(learned.get("window"))
             fast = source == "429s" and learned.get("fast_probe") is True
             self._new_estimate(rate, fast=fast, at=self._clock())
-        wall = time.time() - self._clock()
+        wall = self._wall() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
-            wait = min(blocked - time.time(), BACKOFF_MAX)
+            wait = min(blocked - self._wall(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
         since, until = learned.get("counting_since"), learned.get("counted_until")
         accepted = learned.get("accepted")
         if (
             (since := _positive(since)) is None
             or (until := _positive(until)) is None
-            or until > time.time()
+            or until > self._wall()
             or not isinstance(accepted, int)
             or isinstance(accepted, bool)
             or accepted < 0
@@ -329,7 +349,7 @@ class RequestBudget:
         if since <= until:
             # The sample goes on: what the run before sent still counts in
             # the API's window (the time between the runs does not count).
-            self._counting_since = since - wall + (time.time() - until)
+            self._counting_since = since - wall + (self._wall() - until)
         elif blocked is not None and since <= blocked + 1:
             # It starts when the wait the run before met ends (restored above).
             self._counting_since = max(self.blocked_until, self._clock())
@@ -369,25 +389,38 @@ class RequestBudget:
             return
         else:
             estimate = self._accepted / span
-            last = self._last_sample
-            if sample_end == block_end and last is not None and last[2] == since:
-                # Told the API's wait: the window that refused may have begun
-                # before the last wait (another limit's) and held requests
-                # this sample did not count; with the sample before (the wait
-                # between them sent nothing), it is counted whole. The higher
-                # of the two: too high, the next window's 429 corrects it (a
-                # first window cut short makes it at most twice the limit);
-                # too low would hold the reads down for hours.
-                before, first, _ = last
-                both = (self._accepted + before) / (sample_end - first)
-                estimate = max(estimate, both)
+            if sample_end == block_end:
+                estimate = max([estimate, *self._told_estimates(since, sample_end)])
         self.source = "429s"
         self._new_estimate(estimate, fast=fast, at=block_end)
+
+    def _told_estimates(self, since: float, sample_end: float) -> list[float]:
+        """Return the other rates a sample ended by the API's wait shows.
+
+        The window that refused may have begun before the last wait (another
+        limit's) and held requests this sample did not count: with the
+        sample before (the wait between them sent nothing), it is counted
+        whole. And the probe's last step is the rate that met the limit: the
+        ramp below it pulls the sample's average under it. Too high, the next
+        window's 429 corrects it (a first window cut short makes it at most
+        twice the limit); too low would hold the reads down for an hour or more. (A
+        bare 429 ends the step's count at the 429: that is the pace that met
+        the limit, not the limit.)
+        """
+        rates = []
+        if (last := self._last_sample) is not None and last[2] == since:
+            before, first, _ = last
+            rates.append((self._accepted + before) / (sample_end - first))
+        if self._raised is not None:
+            before, raised_at = self._raised
+            rates.append((self._accepted - before) / (sample_end - raised_at))
+        return rates
 
     def _new_estimate(self, rate: float, *, fast: bool, at: float) -> None:
         """Plan with `rate` from `at`: probed upwards from there."""
         self.limit_rate, self._fast_probe = rate, fast
         self._probe, self._probe_since, self._probe_accepted = 1.0, at, 0
+        self._probe_step = PROBE_STEP
 
     def _read_headers(self, headers: Mapping[str, str], now: float) -> bool:
         """Take the budget from rate-limit headers; return whether there were any."""
@@ -413,7 +446,7 @@ class RequestBudget:
             params = dict(_FIELD_PARAM.findall(fields))
             remaining, reset = _number(params.get("r")), _number(params.get("t"))
         if reset is not None and reset > _UNIX_TIME_FROM:
-            reset -= time.time()
+            reset -= self._wall()
         if limit is None or limit <= 0 or reset is None:
             return False
         reset = max(reset, 0.0)
