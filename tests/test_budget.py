@@ -214,6 +214,30 @@ def test_a_first_window_cut_short_is_corrected_by_the_windows_after() -> None:
     assert after_three.limit_rate == pytest.approx(limit, rel=0.01)
 
 
+def test_a_rate_that_meets_a_bare_429_again_before_it_was_raised_is_cut() -> None:
+    """Taught by a bare 429, met by the next before the probe raised it: 30 % lower.
+
+    After the wait chosen here, one request is accepted and the next, at the
+    pace, refused. That sample (1 in one interval of the pace) shows the
+    pace, not the limit: taken as the rate, it would come down 4 % a 429.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.restore({"source": "429s", "limit_rate": 1.0})
+    spend(budget, clock, 10, 1.0)
+    # The run's first 429 holds and teaches nothing; the next one teaches.
+    budget.record(429, {})
+    clock.advance(budget.blocked_for())
+    spend(budget, clock, 20, 1.0)
+    budget.record(429, {})
+    taught = budget.limit_rate
+    assert taught == pytest.approx(1.0)
+    clock.advance(budget.blocked_for())
+    spend(budget, clock, 1, 1 / (budget.pace() or 1.0))
+    budget.record(429, {})
+    assert budget.limit_rate == pytest.approx(0.7 * taught)
+
+
 def test_a_rate_learned_too_low_is_probed_back_to_the_limit_within_an_hour() -> None:
     """Learned at two thirds of 1 a second (told by Retry-After): the limit again within an hour.
 

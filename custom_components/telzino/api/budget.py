@@ -22,8 +22,11 @@ the client (token, agent list, status) passes `check` before it is sent and
   API's window may hold requests sent before this run that were not counted
   (`learned` keeps the count across a reload or restart). A wait that ends in
   refusals, nothing accepted, is the API's until halfway to the first request it
-  accepts. A 429 to a burst not at the pace (the agent list's pages; without
-  `Retry-After`, what goes with them too) says nothing of the rate.
+  accepts. A bare 429 (without the API's wait) that meets a rate taught in
+  this run before the probe raised it cuts that rate by 30 % at least: its
+  sample may show only the pace. A 429 to a burst not at the pace (the agent
+  list's pages; without `Retry-After`, what goes with them too) says nothing
+  of the rate.
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -52,6 +55,9 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
+# A rate that meets a 429 again before the probe raised it is cut to this
+# share of itself, at least.
+DECREASE: Final = 0.7
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
 # Without Retry-After or headers: wait this long after a 429, doubling.
@@ -102,6 +108,8 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # Whether a 429 of this run taught the rate in use.
+        self._taught = False
         # What the sample had accepted when the probe last raised the rate, and when.
         self._raised: tuple[int, float] | None = None
         # The last sample a 429 ended: what it accepted, from when, and the
@@ -364,6 +372,9 @@ class RequestBudget:
         """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
+        # A rate a 429 taught in this run that meets one again before the
+        # probe raised it was too high by more than the margin.
+        met_again, self._taught = self._taught and self._probe == 1, False
         if self.limit_rate is not None and self._probe != 1:
             # The rate that met the limit is the one to correct (a fast
             # probe by what was accepted since its last doubling). Without a
@@ -391,7 +402,12 @@ class RequestBudget:
             estimate = self._accepted / span
             if sample_end == block_end:
                 estimate = max([estimate, *self._told_estimates(since, sample_end)])
-        self.source = "429s"
+            elif met_again and not self._fast_probe and estimate < self.limit_rate:
+                # Not told the API's wait, a sample that shows no more than
+                # that rate may show only the pace (a request or two after a
+                # wait chosen here): the rate is cut at least this much.
+                estimate = min(estimate, DECREASE * self.limit_rate)
+        self.source, self._taught = "429s", True
         self._new_estimate(estimate, fast=fast, at=block_end)
 
     def _told_estimates(self, since: float, sample_end: float) -> list[float]:
