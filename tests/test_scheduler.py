@@ -8,7 +8,9 @@ the first answer): hypothesis draws the limit
 headers, `X-RateLimit-*` or the IETF fields; a second tier; the quota
 changing mid-run), the account (1 to 1,000 agents, the interval) and
 lifecycle events (restarts that keep the learned budget, agents added and
-removed, a refused agent list), and checks at every step:
+removed, a refused agent list), and, in a test of its own, another client of
+the same account spending part of a limit that tells when it refills; and
+checks at every step:
 
 - nothing is planned while the API asks to wait;
 - work-conserving: when an agent is due and the credit holds a request, a
@@ -83,6 +85,10 @@ class Account:
     reads: deque[float] = field(default_factory=deque)
     list_refused: bool = False
     end: float = START
+    # Another client of the same account: this many requests every so many
+    # seconds, from the start (a script or a dashboard on a timer).
+    neighbour: tuple[float, int] | None = None
+    neighbour_at: float = START
     # Until when the readings of the first few agents were granted to be shown.
     granted: dict[str, datetime] = field(default_factory=dict)
 
@@ -108,6 +114,12 @@ class Account:
 
     def request(self, *, paced: bool = True) -> bool:
         """Send one request (the caller checked the budget's wait): whether admitted."""
+        if self.neighbour is not None:
+            period, count = self.neighbour
+            while self.neighbour_at <= self.now:
+                for _ in range(count):
+                    self.limit.admit(self.neighbour_at)
+                self.neighbour_at += period
         admitted, headers = self.limit.admit(self.now)
         self.budget.record(200 if admitted else 429, headers, learn=paced)
         self.sent.append((self.now, admitted))
@@ -237,6 +249,9 @@ class Case:
     list_refused: bool = False
     # Seconds after START the run starts: where in the API's windows it begins.
     phase: int = 0
+    # Another client of the account: every so many seconds, a burst of this
+    # share of what the limit allows over them.
+    neighbour: tuple[int, float] | None = None
 
 
 cases = st.builds(
@@ -264,6 +279,10 @@ def run(case: Case, minutes: int = 90) -> Account:
     start = START + case.phase
     account = Account(limit, case.agents, case.interval, now=start)
     account.list_refused = case.list_refused
+    if case.neighbour is not None:
+        period, share = case.neighbour
+        count = max(1, round(share * limit.rate * period))
+        account.neighbour, account.neighbour_at = (period, count), start
     end = account.end = start + minutes * 60
     changed_at = start + 30 * 60
     while account.now < end:
@@ -314,7 +333,7 @@ class Throughput(NamedTuple):
     refused: int
     # At most this many 429s: without Retry-After or headers, a spent window
     # is found only by asking: a few 429s an hour (the wait doubles between
-    # them), whatever the size.
+    # them), whatever the size; and what another client's bursts meet.
     most_refused: float
 
 
@@ -327,17 +346,25 @@ def throughput(account: Account, case: Case) -> Throughput:
     rate = case.limit.rate
     if case.second_tier is not None:
         rate = min(rate, case.second_tier.rate)
+    hours = (account.end - account.began) / 3600
+    shared = 0.0
+    if account.neighbour is not None:
+        # What the other client leaves. A window both spend is found spent by
+        # whichever asks second: each of its bursts may meet the requests
+        # this one has in flight.
+        period, count = account.neighbour
+        rate = max(rate - count / period, 0.0)
+        shared = hours * 3600 / period * DEFAULT_MAX_CONCURRENCY
     need = account.agents / case.interval
     span = measured_span(case)
     reads = sum(1 for at in account.reads if account.end - span <= at < account.end)
     possible = min(need, rate) * span
-    hours = (account.end - account.began) / 3600
     return Throughput(
         reads,
         possible,
         FLOOR * possible - 2 * math.ceil(account.agents / 100),
         sum(1 for _, admitted in account.sent if not admitted),
-        0.01 * len(account.sent) + 10 * hours + 10,
+        0.01 * len(account.sent) + 10 * hours + 10 + shared,
     )
 
 
@@ -502,6 +529,37 @@ def test_the_scheduler_never_goes_dark(case: Case) -> None:
     account = run(case, minutes)
     if case.quota_factor == 1.0:
         check_throughput(account, case)
+
+
+shared_cases = st.builds(
+    Case,
+    # A limit that tells when it refills: Retry-After, or headers.
+    limit=limits().filter(lambda limit: limit.retry_after or limit.headers != "none"),
+    agents=st.integers(1, 1000),
+    interval=st.sampled_from([30, 60, 300, 3600]),
+    restart_at=st.none() | st.integers(1, 3000),
+    phase=st.integers(0, 3599),
+    neighbour=st.tuples(st.sampled_from([10, 60, 300]), st.sampled_from([0.25, 0.5])),
+)
+
+
+@settings(
+    max_examples=max(EXAMPLES // 4, 1),
+    derandomize="TELZINO_EXPLORE" not in os.environ,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(shared_cases)
+def test_another_client_of_the_account_does_not_make_it_go_dark(case: Case) -> None:
+    """Another client spends part of the limit on a timer: the reads keep up with what it leaves.
+
+    A script or a dashboard on the same account, every 10 s, minute or 5
+    minutes, with a quarter or half of what the limit allows over that
+    time; the limit tells when it refills. The same checks as without it.
+    """
+    minutes = 60 + math.ceil(measured_span(case) / 60)
+    check_throughput(run(case, minutes), case)
 
 
 @pytest.mark.parametrize("retry_after", [True, False])
