@@ -22,9 +22,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   API's window may hold requests sent before this run that were not counted
   (`learned` keeps the count across a reload or restart). A wait that ends in
   refusals, nothing accepted, is the API's until halfway to the first request it
-  accepts. A bare 429 (without the API's wait) that meets a rate taught in
-  this run before the probe raised it cuts that rate by 30 % at least: its
-  sample may show only the pace. A 429 to a burst not at the pace (the agent
+  accepts. A bare 429 (without the API's wait) that meets the rate the 429
+  before it taught, before the probe raised it, cuts that rate by 30 % at
+  least: its sample may show only the pace. A 429 to a burst not at the pace (the agent
   list's pages; without `Retry-After`, what goes with them too) says nothing
   of the rate.
 
@@ -108,7 +108,7 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
-        # Whether a 429 of this run taught the rate in use.
+        # Whether the last 429 that came to `_learn_from_429` taught the rate in use.
         self._taught = False
         # What the sample had accepted when the probe last raised the rate, and when.
         self._raised: tuple[int, float] | None = None
@@ -372,8 +372,8 @@ class RequestBudget:
         """Estimate the rate from what was accepted from `since` until `sample_end`."""
         span = sample_end - since
         fast = False
-        # A rate a 429 taught in this run that meets one again before the
-        # probe raised it was too high by more than the margin.
+        # A rate the 429 before taught that meets this one before the probe
+        # raised it was too high by more than the margin.
         met_again, self._taught = self._taught and self._probe == 1, False
         if self.limit_rate is not None and self._probe != 1:
             # The rate that met the limit is the one to correct (a fast
