@@ -24,9 +24,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   refusals, nothing accepted, is the API's until halfway to the first request it
   accepts. A bare 429 (without the API's wait) that meets the rate the 429
   before it taught, before the probe raised it, cuts that rate by 30 % at
-  least: its sample may show only the pace. A 429 to a burst not at the pace (the agent
-  list's pages; without `Retry-After`, what goes with them too) says nothing
-  of the rate.
+  least: its sample may show only the pace. A 429 to a burst not at the pace
+  (the agent list's pages; without `Retry-After`, what goes with them too)
+  says nothing of the rate.
 
 It decides nothing about what to read: the caller plans its requests with
 `pace`.
@@ -55,8 +55,8 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
-# A rate that meets a 429 again before the probe raised it is cut to this
-# share of itself, at least.
+# A rate that meets a bare 429 again before the probe raised it is cut to
+# this share of itself, at least.
 DECREASE: Final = 0.7
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
@@ -419,9 +419,9 @@ class RequestBudget:
         whole. And the probe's last step is the rate that met the limit: the
         ramp below it pulls the sample's average under it. Too high, the next
         window's 429 corrects it (a first window cut short makes it at most
-        twice the limit); too low would hold the reads down for an hour or more. (A
-        bare 429 ends the step's count at the 429: that is the pace that met
-        the limit, not the limit.)
+        twice the limit); too low would hold the reads down for an hour or
+        more. (A bare 429 ends the step's count at the 429: that is the pace
+        that met the limit, not the limit.)
         """
         rates = []
         if (last := self._last_sample) is not None and last[2] == since:
