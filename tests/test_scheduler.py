@@ -368,14 +368,7 @@ def throughput(account: Account, case: Case) -> Throughput:
     )
 
 
-def check_throughput(account: Account, case: Case) -> None:
-    """At the end: reads at FLOOR of min(need, limit) or more; few 429s."""
-    measured = throughput(account, case)
-    assert measured.reads >= math.floor(measured.floor), measured
-    assert measured.refused <= measured.most_refused, measured
-
-
-@settings(
+SEARCH = settings(
     max_examples=EXAMPLES,
     # The suite's profile draws the same cases every run; exploring draws anew.
     derandomize="TELZINO_EXPLORE" not in os.environ,
@@ -383,6 +376,16 @@ def check_throughput(account: Account, case: Case) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def check_throughput(account: Account, case: Case) -> None:
+    """At the end: reads at FLOOR of min(need, limit) or more; few 429s."""
+    measured = throughput(account, case)
+    assert measured.reads >= math.floor(measured.floor), measured
+    assert measured.refused <= measured.most_refused, measured
+
+
+@SEARCH
 @given(cases)
 @example(
     # The reload of issue 34: 60 agents, a fixed 25 per 10 s, Retry-After.
@@ -543,13 +546,7 @@ shared_cases = st.builds(
 )
 
 
-@settings(
-    max_examples=max(EXAMPLES // 4, 1),
-    derandomize="TELZINO_EXPLORE" not in os.environ,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@settings(SEARCH, max_examples=max(EXAMPLES // 4, 1))
 @given(shared_cases)
 def test_another_client_of_the_account_does_not_make_it_go_dark(case: Case) -> None:
     """Another client spends part of the limit on a timer: the reads keep up with what it leaves.
