@@ -354,11 +354,11 @@ def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:
     assert budget.limit_rate == pytest.approx(10 / 40)
 
 
-def test_without_retry_after_the_wait_doubles_from_30_s() -> None:
-    """No Retry-After and no headers: 30 s, 60 s, 120 s ...; a success starts over."""
+def test_without_retry_after_the_wait_doubles_from_30_s_up_to_10_minutes() -> None:
+    """No Retry-After and no headers: 30 s, 60 s, 120 s ... 10 minutes; a success starts over."""
     clock = FakeClock()
     budget = RequestBudget(clock)
-    for wait in (30, 60, 120):
+    for wait in (30, 60, 120, 240, 480, 600, 600):
         budget.record(429, {})
         assert budget.blocked_for() == pytest.approx(wait)
         clock.advance(wait)

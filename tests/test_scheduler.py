@@ -626,6 +626,31 @@ def test_an_outage_is_probed_and_a_refused_list_backs_off() -> None:
     assert longest == timedelta(minutes=30)
 
 
+def test_an_hours_budget_spent_without_retry_after_is_found_refilled_within_10_minutes() -> (
+    None
+):
+    """1,369 an hour behind 5 a second, both bare: reads resume within 10 minutes of each reset.
+
+    Only asking tells when the hour's window refills: the wait chosen here
+    doubles from 30 s after each 429, but never past 10 minutes. (Up to an
+    hour, the run's third window was found only after it had ended.)
+    """
+    hour = RateLimit("fixed_window", 1369, 3600.0, retry_after=False)
+    second = RateLimit("fixed_window", 5, 1.0, retry_after=False)
+    account = run(Case(hour, second, agents=112, interval=30), minutes=180)
+    accepted = [at for at, admitted in account.sent if admitted]
+    resets = range(math.ceil(START / 3600) * 3600, math.floor(account.end), 3600)
+    spent = [
+        reset
+        for reset in resets
+        if sum(reset - 3600 <= at < reset for at in accepted) == hour.limit
+    ]
+    assert len(spent) >= 2
+    for reset in spent:
+        resumed = min(at for at in accepted if at >= reset) - reset
+        assert resumed <= 600 + STEP.total_seconds()
+
+
 def test_a_window_spent_early_waits_for_its_reset_without_dividing_by_zero() -> None:
     """Nothing left to spend evenly before the reset: the next step comes a few seconds on."""
     clock = [0.0]

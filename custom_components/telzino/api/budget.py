@@ -60,9 +60,11 @@ IN_USE: Final = 0.5
 DECREASE: Final = 0.7
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
-# Without Retry-After or headers: wait this long after a 429, doubling.
+# Without Retry-After or headers: wait this long after a 429, doubling up to
+# BACKOFF_MAX, so that a long window spent early is found refilled within
+# that of its reset. A stored wait is kept at most as long after a restart.
 BACKOFF_START: Final = 30.0
-BACKOFF_MAX: Final = 3600.0
+BACKOFF_MAX: Final = 600.0
 # X-RateLimit-Reset is sometimes a Unix time rather than seconds.
 _UNIX_TIME_FROM: Final = 1e9
 _FIELD_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*([0-9.]+)")
