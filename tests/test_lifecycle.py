@@ -39,7 +39,7 @@ from scripts.fake_telzino import FakeTelzino, RateLimit, serve
 from tests.common import make_entry, registered_entity_ids, run_for, setup_entry
 from tests.test_scheduler import FLOOR
 
-EXAMPLES = max(1, int(os.environ.get("TELZINO_EXPLORE", "60")) // 5)
+EXAMPLES = max(1, int(os.environ.get("TELZINO_EXPLORE", "30")) // 5)
 MINUTES = 40
 MEASURED = 600
 # A limit that tells nothing (a bare 429) is learned within this many of its
