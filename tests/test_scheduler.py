@@ -51,12 +51,7 @@ from custom_components.telzino.api import (
 )
 from custom_components.telzino.scheduler import (
     AGENT_LIST_BACKOFF,
-    MIN_SPACING,
     OUTAGE_PROBE,
-    PROBES,
-    READ_SLACK,
-    RECENT_WINDOW,
-    STALE_INTERVALS,
     STEP,
     Plan,
     Scheduler,
@@ -598,35 +593,54 @@ async def test_the_simulated_client_sends_a_burst_as_the_real_one_does(
     assert read.count(True) == sent.count(True)
 
 
-def test_an_outage_is_probed_and_a_refused_list_backs_off() -> None:
-    """One request per probe, a second if it fails; the agent list waits longer each time."""
+def test_an_outage_is_probed_every_15_s_with_a_second_request_if_it_fails() -> None:
+    """One request every 15 s while the API is out, a second when it fails; back, every agent."""
     budget = RequestBudget(lambda: 0.0)
     scheduler = Scheduler(timedelta(seconds=60), budget)
     now = datetime.fromtimestamp(START, UTC)
     # No agent known yet: the probe is the agent list.
     plan = scheduler.plan(now)
     scheduler.done(now, plan, {}, sent=1, list_pages=None, outage=True)
-    later = now + OUTAGE_PROBE
+    later = now + timedelta(seconds=15)
     assert scheduler.next_step(now) == later
-    probes = [scheduler.plan(later) for _ in range(PROBES + 1)]
-    assert [p.agent_list for p in probes] == [True] * PROBES + [False]
-    scheduler.sync(["a", "b"])
+    probes = [scheduler.plan(later) for _ in range(3)]
+    assert [p.agent_list for p in probes] == [True, True, False]
+    scheduler.sync(["a", "b", "c"])
     scheduler.done(later, probes[0], {}, sent=1, list_pages=None, outage=True)
     # With agents: one is read (the one never read first), then a second.
-    again = later + OUTAGE_PROBE
+    again = later + timedelta(seconds=15)
+    assert scheduler.next_step(later) == again
     first = scheduler.plan(again)
     assert first.reads == ["a"]
     scheduler.done(again, first, {"a": True}, sent=1, outage=True)
     second = scheduler.plan(again)
     assert second.reads == ["b"]
-    # It answers: every agent is read in that step (the one that failed
+    scheduler.done(again, second, {"b": True}, sent=1, outage=True)
+    assert not scheduler.plan(again)
+    # It answers: every agent is read in that step (the ones that failed
     # again, the one that answered not twice).
-    scheduler.done(again, second, {"b": True}, sent=1)
-    assert scheduler.plan(again).reads == ["a"]
-    # The refused list: 30 s, 60 s, ... after each failure, at most 30 min.
-    first_backoff, longest = AGENT_LIST_BACKOFF
-    assert scheduler.next_step(again) <= again + first_backoff * 4
-    assert longest == timedelta(minutes=30)
+    third = again + timedelta(seconds=15)
+    plan = scheduler.plan(third)
+    assert plan.reads == ["c"]
+    scheduler.done(third, plan, {"c": True}, sent=1)
+    assert scheduler.plan(third).reads == ["a", "b"]
+
+
+def test_a_refused_agent_list_waits_30_s_doubling_up_to_30_minutes() -> None:
+    """Each failure of the agent list doubles its wait: 30 s, 1 min, 2 min, ... 30 min at most."""
+    scheduler = Scheduler(timedelta(hours=1), RequestBudget(lambda: 0.0))
+    now = datetime.fromtimestamp(START, UTC)
+    waits = []
+    for _ in range(8):
+        plan = scheduler.plan(now)
+        assert plan == Plan(agent_list=True)
+        # Refused (not an outage: nothing else was asked).
+        scheduler.done(now, plan, {}, sent=1, list_pages=None)
+        step = scheduler.next_step(now)
+        assert not scheduler.plan(step - timedelta(seconds=1))
+        waits.append((step - now).total_seconds())
+        now = step
+    assert waits == [30, 60, 120, 240, 480, 960, 1800, 1800]
 
 
 def test_a_bare_hours_window_is_found_refilled_within_10_minutes() -> None:
@@ -783,7 +797,7 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     scheduler._looks.extend(now for _ in range(700))
     later = now + timedelta(minutes=1)
     assert scheduler.plan(later, agents[:1]).looks == []
-    hour_on = now + RECENT_WINDOW + timedelta(seconds=1)
+    hour_on = now + timedelta(minutes=65, seconds=1)
     assert scheduler.plan(hour_on, agents[:1]).looks == agents[:1]
 
 
@@ -861,17 +875,19 @@ def test_no_read_comes_within_5_s_of_a_look() -> None:
     plan = scheduler.plan(looked, ["a"])
     assert plan == Plan(looks=["a"])
     scheduler.done(looked, plan, {"a": True}, sent=1)
-    assert scheduler.next_step(looked) == looked + MIN_SPACING
+    spaced = looked + timedelta(seconds=5)
+    assert scheduler.next_step(looked) == spaced
     assert not scheduler.plan(now + timedelta(seconds=60))
-    assert scheduler.plan(looked + MIN_SPACING).reads == ["a"]
+    assert scheduler.plan(spaced).reads == ["a"]
 
 
 @pytest.mark.parametrize(
     ("kept_for", "shown_for"),
     [
-        (None, timedelta(seconds=60) + STEP + READ_SLACK),
+        # The interval, a read's lag (5 s) and 5 s.
+        (None, timedelta(seconds=70)),
         (timedelta(seconds=100), timedelta(seconds=100)),
-        (timedelta(hours=1), STALE_INTERVALS * timedelta(seconds=60)),
+        (timedelta(hours=1), timedelta(seconds=3 * 60)),
     ],
     ids=["not known", "kept a while", "kept long"],
 )
