@@ -107,7 +107,11 @@ def test_a_429_holds_until_retry_after_and_teaches_the_rate() -> None:
     # 100 requests between the first one and the end of the block (60 s), and
     # the 5 of the second before.
     assert budget.limit_rate == pytest.approx(105 / 61)
-    clock.advance(30)
+    # Not a moment sooner than the wait ends.
+    clock.advance(29.9)
+    with pytest.raises(TelzinoRateLimitedError):
+        budget.check()
+    clock.advance(0.1)
     budget.check()
     # Then it probes upwards: 1 % after 10 minutes in use without a 429,
     # 2 % after the next 10, each step twice the last.
@@ -516,6 +520,22 @@ def test_a_reload_during_a_wait_counts_the_next_sample_from_its_end() -> None:
     spend(after, clock, 20, 1.0)
     after.record(429, {"Retry-After": "10"})
     assert after.limit_rate == pytest.approx(20 / 30, rel=1e-3)
+
+
+def test_a_stored_wait_is_kept_for_10_minutes_at_most() -> None:
+    """A restart during a wait of an hour holds requests for 10 minutes, not the hour.
+
+    The wait's end is stored as a wall-clock time; a clock set back while
+    Home Assistant was stopped, or a Retry-After of hours, would otherwise
+    keep every agent unread that long. The API's next answer tells again.
+    """
+    clock = FakeClock()
+    before = RequestBudget(clock)
+    spend(before, clock, 5, 0.0)
+    before.record(429, {"Retry-After": "3600"})
+    after = RequestBudget(clock)
+    after.restore(before.learned())
+    assert after.blocked_for() == pytest.approx(600, abs=0.01)
 
 
 @pytest.mark.parametrize(
