@@ -801,6 +801,27 @@ def test_looks_go_first_and_take_at_most_half_of_the_pace_over_an_hour() -> None
     assert scheduler.plan(hour_on, agents[:1]).looks == agents[:1]
 
 
+@pytest.mark.parametrize(
+    ("others", "interval"),
+    [(0, 60), (150, 80), (540, 120)],
+    ids=["none", "a quarter of the pace", "nine tenths of the pace"],
+)
+def test_the_effective_interval_leaves_the_reads_at_least_half_the_pace(
+    others: int, interval: float
+) -> None:
+    """60 agents at 60 s behind 1 request a second: what other requests take stretches the interval.
+
+    Looks, the agent list and tokens, counted over the first 10 minutes:
+    a quarter of the pace leaves the reads 0.75 a second (80 s); nine
+    tenths would leave a tenth, but the reads keep half the pace (120 s).
+    """
+    scheduler, _, _ = scheduler_within(1 / 0.98, 60, told="learned")
+    now = datetime.fromtimestamp(START, UTC)
+    scheduler.plan(now, list_wanted=False)
+    scheduler.done(now, Plan(), {}, sent=others)
+    assert scheduler.effective_interval.total_seconds() == pytest.approx(interval)
+
+
 def test_a_look_whose_reading_expires_before_its_turn_goes_first() -> None:
     """More looks due than the credit holds: one whose reading would expire goes first.
 
