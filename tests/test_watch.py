@@ -373,8 +373,12 @@ def test_what_the_watch_learns_and_plans() -> None:
     assert _timer_of((100, 99, 101, 100), 250) == 100
     assert _timer_of((199, 200, 201), 250) == 100
     assert _timer_of((299, 201), 300) == 100
-    # A 60 s timer with hour-long registrations on 4.x (E - 2 TI).
+    # A 60 s timer with hour-long registrations on 4.x (E - 2 TI); 400 s.
     assert _timer_of((3480,), 3600) == 60
+    assert _timer_of((2800,), 3600) == 400
+    # A registrar that answers at the end of its transaction (over 30 s:
+    # OpenSIPS gives up at 29.6 to 30.7 s): a tick later still, on 3.x.
+    assert _timer_of((90, 91, 90, 89), 60) == 10
     # A pending REGISTER: look once its transaction has timed out.
     pending = reading(now, state=RegistrationState.REGISTERING, sent=0)
     watch.observe("p", pending, now + timedelta(seconds=1))
@@ -445,7 +449,7 @@ def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
     The API here shows registration_t_out (T + E - TI) and OpenSIPS 4.x
     refreshes at `expires` - TI or at `expires`: the tick 2 TI before is never
     the one, nor the tick after. An odd refresh teaches nothing; refreshes
-    that no pair fits bring all four ticks back.
+    that no pair fits bring all four ticks back until they age out.
     """
     watch = RefreshWatch()
     now = dt_util.utcnow()
@@ -498,6 +502,12 @@ def test_the_watch_learns_which_two_ticks_refreshes_come_at() -> None:
     assert watch.window == (-2, 1)
     watch.observe("f", reading(now, sent=0, expires=3500), now)
     assert watch.refresh_due("f") == now + timedelta(seconds=3300)
+    # Until it is one of the last 8 refreshes no more (nor the others of
+    # another pair): 8 at `expires` - TI narrow it again, 7 do not.
+    for n in range(8):
+        assert watch.window == (-2, 1)
+        refresh(f"k{n}", 3400, 3500)
+    assert watch.window == (-2, 0)
 
 
 def test_an_unchanged_reading_plans_what_planning_again_would() -> None:
