@@ -709,6 +709,33 @@ async def test_status_errors_are_mapped(
     assert not any(token in str(caught.value) for token in fake.tokens)
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "path", "error"),
+    [
+        (STATUS, "/v1/agents/{agent}/sip/registration/status", TelzinoRequestError),
+        (TOKEN, "/oauth/token", TelzinoAuthenticationError),
+    ],
+    ids=["status", "token"],
+)
+async def test_a_redirect_is_an_error_and_takes_no_secret_elsewhere(
+    fake: FakeTelzino,
+    clock: FakeClock,
+    credentials_client: TelzinoClient,
+    endpoint: str,
+    path: str,
+    error: type[Exception],
+) -> None:
+    """A redirect to another server is not followed: the bearer token or the client secret would go with it."""
+    agent = fake.add_agent("Front desk")
+    elsewhere = FakeTelzino(clock=clock)
+    async with serve(elsewhere) as elsewhere_url:
+        location = elsewhere_url + path.format(agent=agent.id)
+        fake.inject(endpoint, status=307, location=location)
+        with pytest.raises(error):
+            await credentials_client.get_registration_status(agent.id)
+    assert not elsewhere.stats.requests
+
+
 async def test_streamed_body_over_the_limit_is_refused(
     fake: FakeTelzino, credentials_client: TelzinoClient
 ) -> None:

@@ -68,6 +68,8 @@ class Fault:
     chunked: bool = False
     # How many requests the fault applies to; None: until cleared.
     times: int | None = None
+    # Where a redirect (a 3xx status) points.
+    location: str | None = None
 
 
 @dataclass
@@ -324,6 +326,8 @@ class FakeTelzino:
             request.transport.close()
             return web.Response(status=500)
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        if fault.location:
+            headers["Location"] = fault.location
         body = (fault.body if fault.body is not None else "").encode()
         if fault.chunked:
             response = web.StreamResponse(status=fault.status or 200, headers=headers)
