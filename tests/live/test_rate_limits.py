@@ -5,8 +5,8 @@ each behind a limit of another shape that its agents fill or overfill at
 their interval. After the options are saved (a reload whose first requests
 meet a window the first run spent): every entry is back, no agent goes
 unavailable, the reads reach 90 % of what the account needs or the limit
-allows (whichever is less; two tiers, 75 %), few requests are refused, and a lost
-registration shows within 2.5 x the account's effective polling interval,
+allows (whichever is less; two tiers, 75 %), few requests are refused, and a
+lost registration shows within 2.5 x the account's effective polling interval,
 which its Polling interval sensor shows. The accounts are as small as shows
 that. `tests/test_ratelimit.py` plays larger ones in simulated time, and
 limits announced in no way: a bare 429 is learned over minutes (after a
@@ -86,7 +86,10 @@ ACCOUNTS = (
 STATUS_PATH = "/sip/registration/status"
 # Longer than a reading is shown without a new read (an effective interval of
 # about 40 s, a read's lag and 5 s): an agent the reads left behind would show.
-OBSERVE = 75
+# And long enough that each account's reads are counted over a whole window of
+# its limit, after what the first run sent has left it: a wait for the API
+# falls within a shorter span or not, by chance.
+OBSERVE = max(75, 2 * max(account.limit.window for account in ACCOUNTS))
 
 
 def entity(name: str, kind: str = "registered") -> str:
@@ -155,12 +158,8 @@ async def test_rate_limited_accounts_after_the_options_are_saved(
             first = next(iter(fake.agents.values()))
             fake.set_state(first.id, "REGISTER_TIMEOUT_STATE")
         shown_at: dict[str, float] = {}
-        # And long enough that each account's reads are counted over a whole
-        # window of its limit, after what the first run sent has left it: a
-        # wait for the API falls within a shorter span or not, by chance.
-        observe = max(OBSERVE, 2 * max(account.limit.window for account in ACCOUNTS))
-        while time.monotonic() - started < observe or len(shown_at) < len(ACCOUNTS):
-            assert time.monotonic() - started < 4 * observe, shown_at
+        while time.monotonic() - started < OBSERVE or len(shown_at) < len(ACCOUNTS):
+            assert time.monotonic() - started < 4 * OBSERVE, shown_at
             states = await hass.states()
             for account in ACCOUNTS:
                 shown = [
