@@ -38,7 +38,7 @@ from email.utils import parsedate_to_datetime
 import math
 import re
 import time
-from typing import Any, Final
+from typing import Any, Final, TypeIs
 
 from .exceptions import TelzinoRateLimitedError
 
@@ -55,9 +55,10 @@ PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
 FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
-# A rate that meets a bare 429 again before the probe raised it is cut to
-# this share of itself, at least.
+# A rate that meets a bare 429 again before the probe raised it, in a
+# sample of FEW requests at most, is cut to this share of itself, at least.
 DECREASE: Final = 0.7
+FEW: Final = 2
 # Requests sent within this long of one not at the pace are part of its burst.
 BURST_SPAN: Final = 1.0
 # Without Retry-After or headers: wait this long after a 429, doubling up to
@@ -121,6 +122,9 @@ class RequestBudget:
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
         self._unpaced_at = -math.inf
+        # The requests accepted since a window was last found refilled
+        # after refusals (or since the run began, nothing known), and when.
+        self._cycle: tuple[int, float] | None = None
 
     @property
     def announced(self) -> bool:
@@ -161,27 +165,31 @@ class RequestBudget:
         self._raise_probe(now)
         if self._counting_since is None:
             self._counting_since = now
+            if self.limit_rate is None:
+                self._cycle = (0, now)
         announced = self._read_headers(headers, now)
         if status != 429:
             if not self._accepted and self._refused_at is not None:
                 # The window refilled between the last refusal and now: say
                 # halfway (a wait chosen here overshoots it, by up to half).
-                self._counting_since = max(
-                    self._counting_since or now, (self._refused_at + now) / 2
-                )
+                refilled = (self._refused_at + now) / 2
+                self._counting_since = max(self._counting_since or now, refilled)
+                self._refilled(refilled)
             self._refused_at = None
             self._accepted += 1
             self._probe_accepted += 1
+            if self._cycle is not None:
+                self._cycle = (self._cycle[0] + 1, self._cycle[1])
             self._backoff = BACKOFF_START
             if self.remaining == 0 and self.reset_at is not None:
                 # Spent: wait for the reset rather than for a 429.
                 self.blocked_until = max(self.blocked_until, self.reset_at)
             return
         self.rate_limited += 1
-        if not self._accepted and learn:
-            self._refused_at = now
         # A 429 while blocked answers a request sent before the block began.
         in_block = now < self.blocked_until
+        if not self._accepted and not in_block:
+            self._refused_at = now
         wait = parse_retry_after(headers.get("Retry-After"))
         if wait is None and announced and self.reset_at is not None:
             # Only this answer's own headers say when its window resets.
@@ -327,6 +335,10 @@ class RequestBudget:
             "counted_all": self._counted_all,
             "counted_until": self._wall(),
             "fast_probe": self._fast_probe,
+            "cycle": None
+            if self._cycle is None
+            else [self._cycle[0], wall + self._cycle[1]],
+            "refused_at": None if self._refused_at is None else wall + self._refused_at,
         }
 
     def restore(self, learned: Mapping[str, Any]) -> None:
@@ -351,15 +363,28 @@ class RequestBudget:
             (since := _positive(since)) is None
             or (until := _positive(until)) is None
             or until > self._wall()
-            or not isinstance(accepted, int)
-            or isinstance(accepted, bool)
-            or accepted < 0
+            or not _is_count(accepted)
         ):
             return
+        # The time between the runs counts in neither the sample nor the cycle.
+        moved = self._wall() - until - wall
+        cycle = learned.get("cycle")
+        if (
+            isinstance(cycle, list)
+            and len(cycle) == 2
+            and _is_count(cycle[0])
+            and (began := _positive(cycle[1])) is not None
+            and began <= until
+        ):
+            self._cycle = (cycle[0], began + moved)
+        if (refused := _positive(learned.get("refused_at"))) is not None and (
+            refused <= until
+        ):
+            self._refused_at = refused + moved
         if since <= until:
             # The sample goes on: what the run before sent still counts in
-            # the API's window (the time between the runs does not count).
-            self._counting_since = since - wall + (self._wall() - until)
+            # the API's window.
+            self._counting_since = since + moved
         elif blocked is not None and since <= blocked + 1:
             # It starts when the wait the run before met ends (restored above).
             self._counting_since = max(self.blocked_until, self._clock())
@@ -404,13 +429,33 @@ class RequestBudget:
             estimate = self._accepted / span
             if sample_end == block_end:
                 estimate = max([estimate, *self._told_estimates(since, sample_end)])
-            elif met_again and not self._fast_probe and estimate < self.limit_rate:
-                # Not told the API's wait, a sample that shows no more than
-                # that rate may show only the pace (a request or two after a
-                # wait chosen here): the rate is cut at least this much.
+            elif (
+                met_again
+                and not self._fast_probe
+                and estimate < self.limit_rate
+                and self._accepted <= FEW
+            ):
+                # Not told the API's wait, a sample of a request or two (after
+                # a wait chosen here) that shows no more than that rate may
+                # show only the pace: the rate is cut at least this much.
                 estimate = min(estimate, DECREASE * self.limit_rate)
         self.source, self._taught = "429s", True
         self._new_estimate(estimate, fast=fast, at=block_end)
+
+    def _refilled(self, at: float) -> None:
+        """Take a window found refilled at `at`, after refusals.
+
+        It was spent until then: the rate is at most what was accepted since
+        the run began (nothing known before) or the last window found
+        refilled. A sample ended by a bare 429 shows how fast the requests
+        went, not how long the window they spent lasts.
+        """
+        if self._cycle is not None and self.source == "429s" and at > self._cycle[1]:
+            accepted, since = self._cycle
+            rate = accepted / (at - since)
+            if rate < (self.sustained() or 0.0) / ESTIMATE_MARGIN:
+                self._new_estimate(rate, fast=False, at=self._clock())
+        self._cycle = (0, at)
 
     def _told_estimates(self, since: float, sample_end: float) -> list[float]:
         """Return the other rates a sample ended by the API's wait shows.
@@ -484,6 +529,11 @@ def _positive(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def _is_count(value: Any) -> TypeIs[int]:
+    """Whether a stored value is a count of requests."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _number(value: str | None) -> float | None:
