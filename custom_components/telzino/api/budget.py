@@ -353,7 +353,6 @@ class RequestBudget:
             self.source, self.window = source, _positive(learned.get("window"))
             fast = source == "429s" and learned.get("fast_probe") is True
             self._new_estimate(rate, fast=fast, at=self._clock())
-        wall = self._wall() - self._clock()
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
             wait = min(blocked - self._wall(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
@@ -366,8 +365,9 @@ class RequestBudget:
             or not _is_count(accepted)
         ):
             return
-        # The time between the runs counts in neither the sample nor the cycle.
-        moved = self._wall() - until - wall
+        # Stored times move to this run's clock, less the time between the
+        # runs: it counts in neither the sample nor the cycle.
+        moved = self._clock() - until
         cycle = learned.get("cycle")
         if (
             isinstance(cycle, list)
@@ -453,6 +453,7 @@ class RequestBudget:
         if self._cycle is not None and self.source == "429s" and at > self._cycle[1]:
             accepted, since = self._cycle
             rate = accepted / (at - since)
+            # Lower than the rate in use (the probe's steps included).
             if rate < (self.sustained() or 0.0) / ESTIMATE_MARGIN:
                 self._new_estimate(rate, fast=False, at=self._clock())
         self._cycle = (0, at)
