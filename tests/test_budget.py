@@ -370,9 +370,9 @@ def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:
     assert budget.limit_rate == pytest.approx(10 / 40)
 
 
-def spent_then_refused(budget: RequestBudget, clock: FakeClock) -> None:
-    """Spend a long window: 60 accepted in a minute, a bare 429, then refused after 30 and 60 s."""
-    spend(budget, clock, 60, 1.0)
+def spent_then_refused(budget: RequestBudget, clock: FakeClock, accepted: int) -> None:
+    """Spend a window: `accepted` requests 1 s apart, a bare 429, then refused after 30 and 60 s."""
+    spend(budget, clock, accepted, 1.0)
     budget.record(429, {})
     for _ in range(2):
         clock.advance(budget.blocked_for())
@@ -381,59 +381,40 @@ def spent_then_refused(budget: RequestBudget, clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("reloaded", [False, True], ids=["", "across a reload"])
 def test_a_window_found_refilled_caps_the_rate_at_what_it_held(reloaded: bool) -> None:
-    """60 in a minute, then refused for 2.5 minutes: 60 in 3.5 minutes, not a second.
+    """120 accepted between two windows found refilled an hour apart: 120 an hour.
 
     A bare 429 shows how fast the requests went, not how long the window
     they spent lasts. Refused after the waits chosen here (30 s, 60 s), the
     window was spent until it refilled, halfway between the last refusal
-    and the first request accepted 2 minutes later: the rate is what was
-    accepted from the first request until then, 60 in 210 s. It rests on a
-    whole window: probed upwards slowly, not doubled. A reload during the
-    refusals loses none of it.
+    and the first request accepted 2 minutes later. The first window found
+    refilled only starts the count (the window may have held requests sent
+    before the run: 5 here); the next one caps the rate at what was accepted
+    in between. It rests on a whole window: probed upwards slowly, not
+    doubled. A reload while the window refuses loses none of it.
     """
     clock = FakeClock()
     budget = RequestBudget(clock)
-    spent_then_refused(budget, clock)
-    # The first 429 with nothing known: the limit holds 60, how fast it
-    # refills is to be probed fast.
-    assert budget.limit_rate == pytest.approx(60 / 90)
+    spent_then_refused(budget, clock, 5)
+    clock.advance(budget.blocked_for())
+    budget.record(200, {})
+    # The first burst's (5 until its wait ended): the rate stands.
+    assert budget.limit_rate == pytest.approx(5 / 35)
+    refilled = clock.now - 60
+    spent_then_refused(budget, clock, 119)
     if reloaded:
         before, budget = budget, RequestBudget(clock)
         budget.restore(before.learned())
-    clock.advance(budget.blocked_for())
-    budget.record(200, {})
-    assert budget.limit_rate == pytest.approx(60 / 210, rel=1e-3)
-    # Over a minute in use at the pace: not doubled.
-    pace = budget.pace()
-    assert pace is not None
-    spend(budget, clock, 18, 1 / pace)
-    assert budget.pace() == pytest.approx(pace)
-
-
-def test_a_window_found_refilled_each_hour_caps_the_rate_at_its_hour() -> None:
-    """Each window found refilled after refusals: the rate is what was accepted since the last one.
-
-    120 accepted between two windows found refilled an hour apart: 120 an hour.
-    """
-    clock = FakeClock()
-    budget = RequestBudget(clock)
-    budget.restore({"source": "429s", "limit_rate": 1.0})
-    spent_then_refused(budget, clock)
-    clock.advance(budget.blocked_for())
-    budget.record(200, {})
-    # A rate was known: the window may have held the run before's requests,
-    # and the count starts at the window found refilled.
-    assert budget.limit_rate == 1.0
-    refilled = clock.now - 60
-    spend(budget, clock, 119, 1.0)
+    # Refused 2 minutes before the hour, accepted 2 minutes after.
+    clock.advance(refilled + 3480 - clock.now)
     budget.record(429, {})
-    # The window ends before the hour: refused a minute before it, accepted
-    # a minute after.
-    clock.advance(refilled + 3540 - clock.now)
-    budget.record(429, {})
-    clock.advance(120)
+    clock.advance(240)
     budget.record(200, {})
     assert budget.limit_rate == pytest.approx(120 / 3600, rel=1e-3)
+    # Two minutes in use at the pace: not doubled.
+    pace = budget.pace()
+    assert pace is not None
+    spend(budget, clock, 5, 1 / pace)
+    assert budget.pace() == pytest.approx(pace)
 
 
 def test_without_retry_after_the_wait_doubles_from_30_s_up_to_10_minutes() -> None:
@@ -656,6 +637,8 @@ def test_a_stored_sample_that_cannot_be_read_is_not_carried(
         ({"cycle": [60, time.time() + 3600]}, False),
         ({"refused_at": None}, False),
         ({"refused_at": time.time() + 3600}, False),
+        # Not junk: 600 in 190 s is more than the rate in use, which stands.
+        ({"cycle": [600, time.time() - 200]}, False),
     ],
 )
 def test_a_stored_cycle_that_cannot_be_read_is_not_carried(

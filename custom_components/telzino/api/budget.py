@@ -22,9 +22,12 @@ the client (token, agent list, status) passes `check` before it is sent and
   API's window may hold requests sent before this run that were not counted
   (`learned` keeps the count across a reload or restart). A wait that ends in
   refusals, nothing accepted, is the API's until halfway to the first request it
-  accepts. A bare 429 (without the API's wait) that meets the rate the 429
-  before it taught, before the probe raised it, cuts that rate by 30 % at
-  least: its sample may show only the pace. A 429 to a burst not at the pace
+  accepts: the window was spent until then, so the rate is at most what was
+  accepted since the last window so found refilled (the first only starts the
+  count: the window may have held requests sent before the run). A bare 429
+  (without the API's wait) that meets the rate the 429 before it taught, before
+  the probe raised it, after a request or two, cuts that rate by 30 % at least:
+  its sample may show only the pace. A 429 to a burst not at the pace
   (the agent list's pages; without `Retry-After`, what goes with them too)
   says nothing of the rate.
 
@@ -122,8 +125,8 @@ class RequestBudget:
         # then), and the last request sent in a burst not at the pace.
         self._refused_at: float | None = None
         self._unpaced_at = -math.inf
-        # The requests accepted since a window was last found refilled
-        # after refusals (or since the run began, nothing known), and when.
+        # The requests accepted since a window was last found refilled after
+        # refusals, and when (None: not yet).
         self._cycle: tuple[int, float] | None = None
 
     @property
@@ -165,8 +168,6 @@ class RequestBudget:
         self._raise_probe(now)
         if self._counting_since is None:
             self._counting_since = now
-            if self.limit_rate is None:
-                self._cycle = (0, now)
         announced = self._read_headers(headers, now)
         if status != 429:
             if not self._accepted and self._refused_at is not None:
@@ -446,9 +447,11 @@ class RequestBudget:
         """Take a window found refilled at `at`, after refusals.
 
         It was spent until then: the rate is at most what was accepted since
-        the run began (nothing known before) or the last window found
-        refilled. A sample ended by a bare 429 shows how fast the requests
-        went, not how long the window they spent lasts.
+        the last window found refilled. A sample ended by a bare 429 shows
+        how fast the requests went, not how long the window they spent
+        lasts. (The first window found refilled only starts the count: what
+        the window held before the run, another client's requests or the
+        last installation's, is not known.)
         """
         if self._cycle is not None and self.source == "429s" and at > self._cycle[1]:
             accepted, since = self._cycle
