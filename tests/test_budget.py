@@ -22,6 +22,13 @@ def spend(budget: RequestBudget, clock: FakeClock, count: int, every: float) -> 
         clock.advance(every)
 
 
+def reload(budget: RequestBudget, clock: FakeClock) -> RequestBudget:
+    """Return the budget a reload starts from: what `budget` learned, restored."""
+    after = RequestBudget(clock)
+    after.restore(budget.learned())
+    return after
+
+
 def send_at_the_pace(
     limit: RateLimit,
     lessons: int = 2,
@@ -162,13 +169,13 @@ def test_few_requests_teach_what_the_api_accepts() -> None:
 
 @pytest.mark.parametrize("reloaded", [False, True], ids=["", "across a reload"])
 def test_a_first_burst_learns_a_rate_then_probes_fast(reloaded: bool) -> None:
-    """A first burst meets a 429 without Retry-After: a low rate, doubled every minute in use.
+    """A first burst meets a 429 without Retry-After: a low rate, doubled every 30 s in use.
 
-    How fast the limit refills is not known; the rate grows until the next
-    429 corrects it, so that it is back near the limit within minutes, also
-    when the options are saved (a reload) after the burst. It grows only
-    while the requests use it: a rate they never reached says nothing of
-    the limit.
+    How fast the limit refills is not known, only that it refilled within
+    the 30 s waited; the rate grows until the next 429 corrects it, so that
+    it is back near the limit within minutes, also when the options are
+    saved (a reload) after the burst. It grows only while the requests use
+    it: a rate they never reached says nothing of the limit.
     """
     clock = FakeClock()
     budget = RequestBudget(clock)
@@ -177,30 +184,70 @@ def test_a_first_burst_learns_a_rate_then_probes_fast(reloaded: bool) -> None:
     assert budget.limit_rate == pytest.approx(5 / 30)
     clock.advance(30)
     if reloaded:
-        learned = budget.learned()
-        budget = RequestBudget(clock)
-        budget.restore(learned)
+        budget = reload(budget, clock)
     start = budget.pace()
     assert start is not None
     for _ in range(5):
         pace = budget.pace()
         assert pace is not None
-        spend(budget, clock, round(60 * pace) + 1, 1 / pace)
+        spend(budget, clock, round(30 * pace) + 1, 1 / pace)
     assert budget.pace() == pytest.approx(start * 2**5)
     # Requests that keep to 1 a second leave the rate where they are.
     spend(budget, clock, 300, 1.0)
     assert budget.pace() == pytest.approx(start * 2**5)
 
 
-def test_a_fast_probe_learns_the_limit_from_its_last_doubling() -> None:
-    """A probe that doubles up to 5 a second meets a bare 429: about 5 learned.
+@pytest.mark.parametrize("reloaded", [False, True], ids=["", "across a reload"])
+def test_a_fast_probe_holds_each_level_as_long_as_the_window_took_to_refill(
+    reloaded: bool,
+) -> None:
+    """A first burst's window still refuses after 30 s and 60 s: each level holds 210 s.
 
-    Requests go at the pace until then; the API allows 5 in each second and
-    says nothing more. What the whole ramp accepted (1.7 a second) is what
-    the probe sent, not what the API allows.
+    It was found refilled only after waits of 30, 60 and 120 s: a rate held
+    for less says nothing of that window (a doubling every 30 s would spend
+    it again at once), across a reload too.
     """
-    budget = send_at_the_pace(RateLimit("fixed_window", 5, 1.0, retry_after=False))
-    assert budget.limit_rate == pytest.approx(5, rel=0.1)
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    spend(budget, clock, 5, 0.0)
+    budget.record(429, {})
+    for wait in (30, 60):
+        clock.advance(wait)
+        budget.record(429, {})
+    clock.advance(120)
+    budget.record(200, {})
+    if reloaded:
+        budget = reload(budget, clock)
+    start = budget.pace()
+    assert start is not None
+    spend(budget, clock, round(200 * start), 1 / start)
+    assert budget.pace() == pytest.approx(start)
+    spend(budget, clock, round(100 * start), 1 / start)
+    assert budget.pace() == pytest.approx(2 * start)
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        RateLimit("fixed_window", 5, 1.0, retry_after=False),
+        RateLimit("sliding_window", 25, 10.0, retry_after=False),
+    ],
+    ids=["5/s fixed", "25/10 s sliding"],
+)
+def test_a_fast_probe_that_meets_a_bare_429_takes_the_middle_of_its_last_doubling(
+    limit: RateLimit,
+) -> None:
+    """A probe that doubles past the limit meets a bare 429: a rate under it, by √2 at most.
+
+    The limit lies between the level that held and the one that met the
+    429: the rate is their geometric middle. What the whole ramp accepted is
+    what the probe sent, and what the last doubling accepted before the 429
+    is only its pace (a window of 10 s refuses it 6 s in): neither is what
+    the API allows.
+    """
+    budget = send_at_the_pace(limit)
+    assert budget.limit_rate is not None
+    assert limit.rate / 2**0.5 <= budget.limit_rate <= limit.rate
 
 
 def test_a_first_window_cut_short_is_corrected_by_the_windows_after() -> None:
@@ -667,6 +714,34 @@ def test_a_stored_cycle_that_cannot_be_read_is_not_carried(
     budget.record(200, {})
     expected = 60 / 190 if revised else 1.0
     assert budget.limit_rate == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("stored", "period"),
+    [
+        ({"fast_period": 210.0}, 210),
+        # Within the first wait and a slow probe's period.
+        ({"fast_period": 5.0}, 30),
+        ({"fast_period": 10**9}, 600),
+        # Junk: the first wait's.
+        ({"fast_period": "210"}, 30),
+        ({"fast_period": None}, 30),
+        ({"fast_period": True}, 30),
+    ],
+)
+def test_a_restored_fast_probe_holds_each_level_as_long_as_stored(
+    stored: dict[str, object], period: int
+) -> None:
+    """After a restart, a fast probe holds each level as long as the window took to refill."""
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+    budget.restore({"source": "429s", "limit_rate": 1.0, "fast_probe": True} | stored)
+    start = budget.pace()
+    assert start is not None
+    spend(budget, clock, round((period - 5) * start), 1 / start)
+    assert budget.pace() == pytest.approx(start)
+    spend(budget, clock, round(10 * start), 1 / start)
+    assert budget.pace() == pytest.approx(2 * start)
 
 
 def test_a_429_the_moment_a_wait_ends_teaches_nothing() -> None:

@@ -154,42 +154,45 @@ async def test_many_agents_within_a_rate_limit(
 
 
 STATUS_PATH = "/sip/registration/status"
-# How long a limit announced in no way takes to learn, at most.
-LEARN = 300
-# The live test's accounts (tests/live/test_rate_limits.py), each saved
-# (options, a reload) seconds after it was added: agents, the limit, and how
-# long it takes to learn a limit announced in no way (a bare 429).
+# Issue 34: within 2 minutes of the options being saved, every agent is read.
+SETTLED = 120
+# The live test's accounts (tests/live/test_rate_limits.py), and limits
+# announced in no way (a bare 429), each saved (options, a reload) seconds
+# after it was added: agents, the limit, and how long after the reload
+# every agent is read, at most.
 RELOADED = {
     "40 agents, 60/min sliding, Retry-After": (
         40,
         RateLimit("sliding_window", 60, 60),
-        0,
+        SETTLED,
     ),
     "20 agents, 30/min fixed, X-RateLimit": (
         20,
         RateLimit("fixed_window", 30, 60, headers="x-ratelimit"),
-        0,
+        SETTLED,
     ),
     "60 agents, 25/10 s bucket, IETF": (
         60,
         RateLimit("token_bucket", 25, 10, headers="ietf"),
-        0,
+        SETTLED,
     ),
     "60 agents, 25/10 s fixed, Retry-After": (
         60,
         RateLimit("fixed_window", 25, 10),
-        0,
+        SETTLED,
     ),
     "60 agents, 2/s and 60/min, Retry-After": (
         60,
         Tiers((RateLimit("fixed_window", 2, 1), RateLimit("fixed_window", 60, 60))),
-        0,
+        SETTLED,
     ),
     "60 agents, 25/10 s sliding, bare 429": (
         60,
         RateLimit("sliding_window", 25, 10, retry_after=False),
-        LEARN,
+        SETTLED,
     ),
+    # Its first 429 shows 2 requests a window refilled within 30 s: the
+    # probe doubles from 2 in 30 s for minutes (issue 34 is open for it).
     "60 agents, 2/s and 60/min, bare 429": (
         60,
         Tiers(
@@ -198,7 +201,7 @@ RELOADED = {
                 RateLimit("fixed_window", 60, 60, retry_after=False),
             )
         ),
-        LEARN,
+        240,
     ),
 }
 
@@ -212,12 +215,13 @@ async def test_reads_keep_up_after_the_options_are_saved(
 ) -> None:
     """Issue 34's cases: the options saved 3 s after setup, and the reads at 90 %.
 
-    The reloaded entry meets a window its first round spent. Once that window
-    has passed (and a limit announced in no way is learned), the reads reach
-    90 % of what 30 s needs or the limit allows (whichever is less) over the
-    next 5 minutes, few are refused, and no entity is unavailable.
+    The reloaded entry meets a window its first round spent. Within 2
+    minutes every agent is read, and from then on none goes unavailable or
+    unknown for a second; once the window the first run spent has passed,
+    the reads reach 90 % of what 30 s needs or the limit allows (whichever
+    is less) over the next 5 minutes, and few are refused.
     """
-    agents, limit, learning = RELOADED[name]
+    agents, limit, settled = RELOADED[name]
     fake = frozen_fake(freezer)
     fake.add_agents(agents)
     fake.rate_limit = limit
@@ -229,13 +233,14 @@ async def test_reads_keep_up_after_the_options_are_saved(
         await run_for(hass, freezer, 3)
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
-        start = time.time() + limit.window + learning
-        await run_for(hass, freezer, int(limit.window) + learning + 300)
-        shown = {
-            hass.states.get(entity_id).state
-            for entity_id in registered_entity_ids(fake.agents.values())
-        }
-        assert STATE_UNAVAILABLE not in shown
+        await run_for(hass, freezer, settled)
+        entity_ids = list(registered_entity_ids(fake.agents.values()))
+        start = time.time() + limit.window
+        for second in range(int(limit.window) + 300):
+            shown = [hass.states.get(entity_id).state for entity_id in entity_ids]
+            assert STATE_UNAVAILABLE not in shown, (settled + second, shown)
+            assert STATE_UNKNOWN not in shown, (settled + second, shown)
+            await run_for(hass, freezer, 1)
         await hass.config_entries.async_unload(entry.entry_id)
     sent = [(path, ok) for at, path, ok in fake.stats.request_times if at >= start]
     reads = sum(ok and path.endswith(STATUS_PATH) for path, ok in sent)

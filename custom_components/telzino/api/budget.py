@@ -12,10 +12,13 @@ the client (token, agent list, status) passes `check` before it is sent and
   then probed upwards until the next 429 corrects it, by a step that doubles
   every period in use (1 %, 2 %, 4 % ...: an estimate too low is not kept for
   hours); a first burst's estimate without the API's wait is probed fast
-  (doubling, each doubling a sample of its own), across a reload or restart
-  too. A sample that ends with the API's wait is also counted with the sample
-  before it (the window that refused may have begun before the last wait),
-  and from the probe's last step (the rate that met the limit, not the ramp
+  (doubling, each doubling a sample of its own, each level held as long as
+  the window took to refill), across a reload or restart too; a bare 429
+  that ends it takes the rate halfway between the level that held and the
+  one that met it (the doubling's sample shows only its pace). A sample
+  that ends with the API's wait is also counted with the sample before it
+  (the window that refused may have begun before the last wait), and from
+  the probe's last step (the rate that met the limit, not the ramp
   below it), and the highest of the estimates taken. Only a
   rate in use is raised: one the requests never reached says nothing of the
   limit. Only requests counted from the end of a wait show the rate: before, the
@@ -51,12 +54,11 @@ HEADER_MARGIN: Final = 0.98
 ESTIMATE_MARGIN: Final = 0.96
 # Without headers, probe upwards by this share of the rate after a
 # PROBE_PERIOD, twice that after the next, and so on until a 429; from an
-# estimate that rests on little (see below), double it every
-# FAST_PROBE_PERIOD. Only a rate in use is raised: at least this share of it
-# was accepted over the period.
+# estimate that rests on little (see below), double it every time the
+# window took to refill (its waits). Only a rate in use is raised: at least
+# this share of it was accepted over the period.
 PROBE_STEP: Final = 0.01
 PROBE_PERIOD: Final = 600.0
-FAST_PROBE_PERIOD: Final = 60.0
 IN_USE: Final = 0.5
 # A rate that meets a bare 429 again before the probe raised it, in a
 # sample of FEW requests at most, is cut to this share of itself, at least.
@@ -114,6 +116,9 @@ class RequestBudget:
         # from the end of a wait, not from this run's first request.
         self._counted_all = False
         self._fast_probe = False
+        # How long a fast probe holds each level: the waits the window took
+        # to refill, once it was found refilled.
+        self._fast_period = BACKOFF_START
         # Whether the last 429 that came to `_learn_from_429` taught the rate in use.
         self._taught = False
         # What the sample had accepted when the probe last raised the rate, and when.
@@ -181,6 +186,10 @@ class RequestBudget:
             self._probe_accepted += 1
             if self._cycle is not None:
                 self._cycle = (self._cycle[0] + 1, self._cycle[1])
+            if self._fast_probe and self._backoff > BACKOFF_START:
+                # The waits since the last 429 let the window refill: a level
+                # held that long held through a refill.
+                self._fast_period = min(self._backoff - BACKOFF_START, PROBE_PERIOD)
             self._backoff = BACKOFF_START
             if self.remaining == 0 and self.reset_at is not None:
                 # Spent: wait for the reset rather than for a 429.
@@ -252,7 +261,7 @@ class RequestBudget:
 
     def _raise_probe(self, now: float) -> None:
         """Raise a rate estimated from 429s at each period it was in use, each step twice the last."""
-        period = FAST_PROBE_PERIOD if self._fast_probe else PROBE_PERIOD
+        period = self._fast_period if self._fast_probe else PROBE_PERIOD
         if self.source != "429s" or now - self._probe_since < period:
             return
         in_use = (self.sustained() or 0.0) * (now - self._probe_since)
@@ -336,6 +345,7 @@ class RequestBudget:
             "counted_all": self._counted_all,
             "counted_until": self._wall(),
             "fast_probe": self._fast_probe,
+            "fast_period": self._fast_period,
             "cycle": None
             if self._cycle is None
             else [self._cycle[0], wall + self._cycle[1]],
@@ -354,6 +364,8 @@ class RequestBudget:
             self.source, self.window = source, _positive(learned.get("window"))
             fast = source == "429s" and learned.get("fast_probe") is True
             self._new_estimate(rate, fast=fast, at=self._clock())
+            if (period := _positive(learned.get("fast_period"))) is not None:
+                self._fast_period = min(max(period, BACKOFF_START), PROBE_PERIOD)
         if (blocked := _positive(learned.get("blocked_until"))) is not None:
             wait = min(blocked - self._wall(), BACKOFF_MAX)
             self.blocked_until = max(self.blocked_until, self._clock() + wait)
@@ -403,6 +415,8 @@ class RequestBudget:
         # A rate the 429 before taught that meets this one before the probe
         # raised it was too high by more than the margin.
         met_again, self._taught = self._taught and self._probe == 1, False
+        # A fast probe's doubling that met the limit: the level below it held.
+        doubled = self._fast_probe and self._probe > 1
         if self.limit_rate is not None and self._probe != 1:
             # The rate that met the limit is the one to correct (a fast
             # probe by what was accepted since its last doubling). Without a
@@ -430,6 +444,10 @@ class RequestBudget:
             estimate = self._accepted / span
             if sample_end == block_end:
                 estimate = max([estimate, *self._told_estimates(since, sample_end)])
+            elif doubled:
+                # Not told the API's wait: the sample shows the pace, not the
+                # limit, which lies between the level that held and this one.
+                estimate = min(estimate, self.limit_rate / math.sqrt(2))
             elif (
                 met_again
                 and not self._fast_probe
