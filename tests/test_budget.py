@@ -428,16 +428,18 @@ def spent_then_refused(budget: RequestBudget, clock: FakeClock, accepted: int) -
 
 @pytest.mark.parametrize("reloaded", [False, True], ids=["", "across a reload"])
 def test_a_window_found_refilled_caps_the_rate_at_what_it_held(reloaded: bool) -> None:
-    """120 accepted between two windows found refilled an hour apart: 120 an hour.
+    """120 accepted between two windows found refilled an hour apart: 120 in 57 minutes at most.
 
     A bare 429 shows how fast the requests went, not how long the window
     they spent lasts. Refused after the waits chosen here (30 s, 60 s), the
-    window was spent until it refilled, halfway between the last refusal
-    and the first request accepted 2 minutes later. The first window found
-    refilled only starts the count (the window may have held requests sent
-    before the run: 5 here); the next one caps the rate at what was accepted
-    in between. It rests on a whole window: probed upwards slowly, not
-    doubled. A reload while the window refuses loses none of it.
+    window was spent until some moment between the last refusal and the
+    first request accepted 2 minutes later. The first window found refilled
+    only starts the count (the window may have held requests sent before the
+    run: 5 here); the next one caps the rate at what was accepted over the
+    shortest time the window can have lasted: from the first request
+    accepted after the refill before to the last refusal (3,420 s). It rests
+    on a whole window: probed upwards slowly, not doubled. A reload while
+    the window refuses loses none of it.
     """
     clock = FakeClock()
     budget = RequestBudget(clock)
@@ -446,17 +448,17 @@ def test_a_window_found_refilled_caps_the_rate_at_what_it_held(reloaded: bool) -
     budget.record(200, {})
     # The first burst's (5 until its wait ended): the rate stands.
     assert budget.limit_rate == pytest.approx(5 / 35)
-    refilled = clock.now - 60
+    accepted_at = clock.now
     spent_then_refused(budget, clock, 119)
     if reloaded:
         before, budget = budget, RequestBudget(clock)
         budget.restore(before.learned())
     # Refused 2 minutes before the hour, accepted 2 minutes after.
-    clock.advance(refilled + 3480 - clock.now)
+    clock.advance(accepted_at + 3420 - clock.now)
     budget.record(429, {})
     clock.advance(240)
     budget.record(200, {})
-    assert budget.limit_rate == pytest.approx(120 / 3600, rel=1e-3)
+    assert budget.limit_rate == pytest.approx(120 / 3420, rel=1e-3)
     # Two minutes in use at the pace: not doubled.
     pace = budget.pace()
     assert pace is not None
@@ -684,7 +686,7 @@ def test_a_stored_sample_that_cannot_be_read_is_not_carried(
         ({"cycle": [60, time.time() + 3600]}, False),
         ({"refused_at": None}, False),
         ({"refused_at": time.time() + 3600}, False),
-        # Not junk: 600 in 190 s is more than the rate in use, which stands.
+        # Not junk: 600 in 180 s is more than the rate in use, which stands.
         ({"cycle": [600, time.time() - 200]}, False),
     ],
 )
@@ -694,8 +696,8 @@ def test_a_stored_cycle_that_cannot_be_read_is_not_carried(
     """A window refusing before a restart: what it held is carried, unless it is junk.
 
     Stored: 60 accepted from 200 s before the restart, refused 20 s before
-    it. The first request accepted after it finds the window refilled,
-    halfway: 60 in 190 s. A stored count or time that is junk, or from the
+    it. The first request accepted after it finds the window refilled: 60
+    in 180 s at most. A stored count or time that is junk, or from the
     future, is ignored, and the rate stands.
     """
     clock = FakeClock()
@@ -712,7 +714,7 @@ def test_a_stored_cycle_that_cannot_be_read_is_not_carried(
     }
     budget.restore(learned | stored)
     budget.record(200, {})
-    expected = 60 / 190 if revised else 1.0
+    expected = 60 / 180 if revised else 1.0
     assert budget.limit_rate == pytest.approx(expected, rel=1e-3)
 
 

@@ -26,8 +26,9 @@ the client (token, agent list, status) passes `check` before it is sent and
   (`learned` keeps the count across a reload or restart). A wait that ends in
   refusals, nothing accepted, is the API's until halfway to the first request it
   accepts: the window was spent until then, so the rate is at most what was
-  accepted since the last window so found refilled (the first only starts the
-  count: the window may have held requests sent before the run). A bare 429
+  accepted since the last window so found refilled, over the shortest time
+  the window can have lasted (the first only starts the count: the window
+  may have held requests sent before the run). A bare 429
   (without the API's wait) that meets the rate the 429 before it taught, before
   the probe raised it, after a request or two, cuts that rate by 30 % at least:
   its sample may show only the pace. A 429 to a burst not at the pace
@@ -180,7 +181,7 @@ class RequestBudget:
                 # halfway (a wait chosen here overshoots it, by up to half).
                 refilled = (self._refused_at + now) / 2
                 self._counting_since = max(self._counting_since or now, refilled)
-                self._refilled(refilled)
+                self._refilled(self._refused_at, now)
             self._refused_at = None
             self._accepted += 1
             self._probe_accepted += 1
@@ -461,19 +462,25 @@ class RequestBudget:
         self.source, self._taught = "429s", True
         self._new_estimate(estimate, fast=fast, at=block_end)
 
-    def _refilled(self, at: float) -> None:
-        """Take a window found refilled at `at`, after refusals.
+    def _refilled(self, refused_at: float, at: float) -> None:
+        """Take a window found refilled by `at`, after a refusal at `refused_at`.
 
-        It was spent until then: the rate is at most what was accepted since
-        the last window found refilled. A sample ended by a bare 429 shows
+        It was spent until some moment between them: the rate is at most what
+        was accepted since the last window found refilled, over the shortest
+        time the window can have lasted (from the first request accepted
+        after that refill to this refusal). A sample ended by a bare 429 shows
         how fast the requests went, not how long the window they spent
         lasts. (The first window found refilled only starts the count: what
         the window held before the run, another client's requests or the
         last installation's, is not known.)
         """
-        if self._cycle is not None and self.source == "429s" and at > self._cycle[1]:
+        if (
+            self._cycle is not None
+            and self.source == "429s"
+            and refused_at > self._cycle[1]
+        ):
             accepted, since = self._cycle
-            rate = accepted / (at - since)
+            rate = accepted / (refused_at - since)
             # Lower than the rate in use (the probe's steps included).
             if rate < (self.sustained() or 0.0) / ESTIMATE_MARGIN:
                 self._new_estimate(rate, fast=False, at=self._clock())
