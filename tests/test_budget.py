@@ -451,8 +451,7 @@ def test_a_window_found_refilled_caps_the_rate_at_what_it_held(reloaded: bool) -
     accepted_at = clock.now
     spent_then_refused(budget, clock, 119)
     if reloaded:
-        before, budget = budget, RequestBudget(clock)
-        budget.restore(before.learned())
+        budget = reload(budget, clock)
     # Refused 2 minutes before the hour, accepted 2 minutes after.
     clock.advance(accepted_at + 3420 - clock.now)
     budget.record(429, {})
@@ -600,8 +599,7 @@ def test_a_reload_carries_the_requests_counted_towards_the_next_estimate() -> No
     clock = FakeClock()
     before = RequestBudget(clock)
     spend(before, clock, 42, 0.0)
-    after = RequestBudget(clock)
-    after.restore(before.learned())
+    after = reload(before, clock)
     clock.advance(3)
     spend(after, clock, 18, 0.0)
     after.record(429, {"Retry-After": "57"})
@@ -621,8 +619,7 @@ def test_a_reload_during_a_wait_counts_the_next_sample_from_its_end() -> None:
     before.record(429, {"Retry-After": "10"})
     assert before.limit_rate == pytest.approx(5 / 10)
     clock.advance(2)
-    after = RequestBudget(clock)
-    after.restore(before.learned())
+    after = reload(before, clock)
     assert after.blocked_for() == pytest.approx(8, abs=0.01)
     clock.advance(8)
     spend(after, clock, 20, 1.0)
@@ -641,8 +638,7 @@ def test_a_stored_wait_is_kept_for_10_minutes_at_most() -> None:
     before = RequestBudget(clock)
     spend(before, clock, 5, 0.0)
     before.record(429, {"Retry-After": "3600"})
-    after = RequestBudget(clock)
-    after.restore(before.learned())
+    after = reload(before, clock)
     assert after.blocked_for() == pytest.approx(600, abs=0.01)
 
 
