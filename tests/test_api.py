@@ -818,6 +818,33 @@ async def test_rate_limit_retry_after_as_http_date(
     assert 110 <= caught.value.retry_after <= 120
 
 
+@pytest.mark.parametrize("server_ahead", [-600, 600], ids=["behind", "ahead"])
+async def test_an_http_date_retry_after_is_read_on_the_servers_clock(
+    session: aiohttp.ClientSession, socket_enabled: None, server_ahead: int
+) -> None:
+    """The API's clock is 10 minutes off this host's: its HTTP-date asks for 120 s, not 720 or 0.
+
+    The date is the server's, and so is the `Date` of the same answer: the
+    wait is the time between them, whatever this host's clock says.
+    """
+    fake = FakeTelzino(clock=lambda: time.time() + server_ahead)
+    agent = fake.add_agent("Front desk")
+    when = datetime.now(UTC) + timedelta(seconds=server_ahead + 120)
+    fake.inject(
+        STATUS, status=429, retry_after=when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    )
+    async with serve(fake) as url:
+        client = TelzinoClient(
+            ClientCredentials(CLIENT_ID, CLIENT_SECRET), session=session, api_url=url
+        )
+        with pytest.raises(TelzinoRateLimitedError) as caught:
+            await client.get_registration_status(agent.id)
+
+    assert caught.value.retry_after is not None
+    assert 118 <= caught.value.retry_after <= 121
+    assert 117 <= client.budget.blocked_for() <= 121
+
+
 def test_parse_retry_after_edge_cases() -> None:
     """Parse retry after edge cases."""
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)

@@ -41,13 +41,13 @@ It decides nothing about what to read: the caller plans its requests with
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 import math
 import re
 import time
 from typing import Any, Final, TypeIs
 
 from .exceptions import TelzinoRateLimitedError
+from .server_clock import parse_http_date
 
 # Requests are planned this far under a rate the API announced ...
 HEADER_MARGIN: Final = 0.98
@@ -201,7 +201,7 @@ class RequestBudget:
         in_block = now < self.blocked_until
         if not self._accepted and not in_block:
             self._refused_at = now
-        wait = parse_retry_after(headers.get("Retry-After"))
+        wait = retry_after(headers)
         if wait is None and announced and self.reset_at is not None:
             # Only this answer's own headers say when its window resets.
             wait = self.reset_at - now
@@ -573,6 +573,17 @@ def _number(value: str | None) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait that an answer's Retry-After asks for (None: it does not).
+
+    An HTTP-date is the server's clock, and so is the answer's `Date`: the
+    wait is the time between them, whatever this host's clock says.
+    """
+    date = headers.get("Date")
+    now = None if date is None else parse_http_date(date)
+    return parse_retry_after(headers.get("Retry-After"), now)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
     if value is None or not (value := value.strip()):
@@ -583,10 +594,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         pass
     else:
         return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except TypeError, ValueError:
+    if (when := parse_http_date(value)) is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)

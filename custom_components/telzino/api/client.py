@@ -18,7 +18,7 @@ import uuid
 
 import aiohttp
 
-from .budget import RequestBudget, parse_retry_after
+from .budget import RequestBudget, retry_after
 from .exceptions import (
     TelzinoAuthenticationError,
     TelzinoConnectionError,
@@ -446,9 +446,7 @@ def _raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
     if status == 404:
         raise TelzinoNotFoundError(message)
     if status == 429:
-        raise TelzinoRateLimitedError(
-            message, parse_retry_after(response.headers.get("Retry-After"))
-        )
+        raise TelzinoRateLimitedError(message, retry_after(response.headers))
     if status >= 500:
         raise TelzinoConnectionError(message)
     raise TelzinoRequestError(message)

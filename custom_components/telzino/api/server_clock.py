@@ -7,7 +7,7 @@ onto this host's by the offset measured here.
 """
 
 from collections import deque
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 import statistics
 from typing import Final
@@ -45,12 +45,8 @@ class ServerClock:
             return
         if date != self._header:
             # Answers within one second share the header: parsed once.
-            try:
-                when = parsedate_to_datetime(date)
-            except TypeError, ValueError:
+            if (when := parse_http_date(date)) is None:
                 return
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
             self._header, self._header_time = date, when.timestamp()
         self._samples.append(
             self._header_time + DATE_RESOLUTION / 2 - (sent + received) / 2
@@ -72,3 +68,12 @@ class ServerClock:
     def known(self) -> bool:
         """Whether an answer has shown the server's clock yet."""
         return bool(self._samples)
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """Return the time an HTTP-date names (None: not one); without a zone, UTC."""
+    try:
+        when = parsedate_to_datetime(value)
+    except TypeError, ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
