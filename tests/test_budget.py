@@ -3,6 +3,7 @@
 Outside Home Assistant, as the client is; the clock is moved by hand.
 """
 
+from email.utils import formatdate
 import time
 
 import pytest
@@ -559,6 +560,27 @@ def test_a_spent_budget_holds_until_the_reset_without_a_429() -> None:
         },
     )
     assert unix.window == pytest.approx(60, abs=2)
+
+
+@pytest.mark.parametrize("server_ahead", [-600, 600], ids=["behind", "ahead"])
+def test_a_unix_time_reset_is_read_on_the_servers_clock(server_ahead: int) -> None:
+    """The API's clock is 10 minutes off this host's: a reset 40 s ahead on it is 40 s away.
+
+    The reset is a time on the server's clock, as the answer's `Date` is.
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock, wall=clock)
+    server_now = clock.now + server_ahead
+    budget.record(
+        200,
+        {
+            "Date": formatdate(server_now, usegmt=True),
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(server_now) + 40),
+        },
+    )
+    assert budget.blocked_for() == pytest.approx(40)
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ import time
 from typing import Any, Final, TypeIs
 
 from .exceptions import TelzinoRateLimitedError
-from .server_clock import parse_http_date
+from .server_clock import answered_at, parse_http_date
 
 # Requests are planned this far under a rate the API announced ...
 HEADER_MARGIN: Final = 0.98
@@ -538,7 +538,9 @@ class RequestBudget:
             params = dict(_FIELD_PARAM.findall(fields))
             remaining, reset = _number(params.get("r")), _number(params.get("t"))
         if reset is not None and reset > _UNIX_TIME_FROM:
-            reset -= self._wall()
+            # A time on the server's clock, as the answer's Date is.
+            server = answered_at(headers)
+            reset -= self._wall() if server is None else server.timestamp()
         if limit is None or limit <= 0 or reset is None:
             return False
         reset = max(reset, 0.0)
@@ -579,9 +581,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     An HTTP-date is the server's clock, and so is the answer's `Date`: the
     wait is the time between them, whatever this host's clock says.
     """
-    date = headers.get("Date")
-    now = None if date is None else parse_http_date(date)
-    return parse_retry_after(headers.get("Retry-After"), now)
+    return parse_retry_after(headers.get("Retry-After"), answered_at(headers))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -7,6 +7,7 @@ onto this host's by the offset measured here.
 """
 
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 import statistics
@@ -68,6 +69,12 @@ class ServerClock:
     def known(self) -> bool:
         """Whether an answer has shown the server's clock yet."""
         return bool(self._samples)
+
+
+def answered_at(headers: Mapping[str, str]) -> datetime | None:
+    """Return the time an answer's `Date` names, on the server's clock (None: none)."""
+    date = headers.get("Date")
+    return None if date is None else parse_http_date(date)
 
 
 def parse_http_date(value: str) -> datetime | None:
