@@ -2,41 +2,24 @@
 
 Telzino rate limits its API without publishing the limits. Every request of
 the client (token, agent list, status) passes `check` before it is sent and
-`record` with its answer, so that:
+`record` with its answer. What the budget guarantees:
 
-- nothing is sent before a `Retry-After` (or a budget announced as spent) ends;
-- the sustainable rate is known from rate-limit headers when the API sends them
-  (`X-RateLimit-Limit/-Remaining/-Reset`, the IETF `RateLimit` and
-  `RateLimit-Policy` fields, or their older `RateLimit-Limit/-Remaining/-Reset`
-  form), and otherwise estimated from the requests accepted between two 429s,
-  then probed upwards until the next 429 corrects it, by a step that doubles
-  every period in use (1 %, 2 %, 4 % ...: an estimate too low is not kept for
-  hours); a first burst's estimate without the API's wait is probed fast
-  (doubling, each doubling a sample of its own, each level held as long as
-  the window took to refill), across a reload or restart too; a bare 429
-  that ends it takes the rate halfway between the level that held and the
-  one that met it (the doubling's sample shows only its pace). A sample
-  that ends with the API's wait is also counted with the sample before it
-  (the window that refused may have begun before the last wait), and from
-  the probe's last step (the rate that met the limit, not the ramp
-  below it), and the highest of the estimates taken. Only a
-  rate in use is raised: one the requests never reached says nothing of the
-  limit. Only requests counted from the end of a wait show the rate: before, the
-  API's window may hold requests sent before this run that were not counted
-  (`learned` keeps the count across a reload or restart). A wait that ends in
-  refusals, nothing accepted, is the API's until halfway to the first request it
-  accepts: the window was spent until then, so the rate is at most what was
-  accepted since the last window so found refilled, over the shortest time
-  the window can have lasted (the first only starts the count: the window
-  may have held requests sent before the run). A bare 429
-  (without the API's wait) that meets the rate the 429 before it taught, before
-  the probe raised it, after a request or two, cuts that rate by 30 % at least:
-  its sample may show only the pace. A 429 to a burst not at the pace
-  (the agent list's pages; without `Retry-After`, what goes with them too)
-  says nothing of the rate.
+- nothing is sent before the API's wait ends: its `Retry-After`, a window its
+  rate-limit headers announce as spent, or (after a bare 429) a wait chosen
+  here, 30 s doubling up to 10 minutes;
+- `pace` is the rate to plan with (None until the API shows a limit): the
+  limit its headers announce (`X-RateLimit-*`, the IETF `RateLimit` and
+  `RateLimit-Policy` fields, or `RateLimit-Limit/-Remaining/-Reset`), or an
+  estimate from the requests accepted between 429s; each just under it;
+- an estimate is probed upwards while in use, each step twice the last, until
+  a 429 corrects it: one that is too low does not last;
+- what was learned (`learned`) survives a reload or restart (`restore`): the
+  API's window still holds what the run before sent.
 
-It decides nothing about what to read: the caller plans its requests with
-`pace`.
+How a sample gives an estimate, and the 429s that teach nothing (a burst of
+the agent list's pages, a run's first 429 with a rate known), is in
+docs/how-it-works.md ("The request budget"), and at each rule below. The
+budget decides nothing about what to read: the caller plans with `pace`.
 """
 
 from collections.abc import Callable, Mapping
