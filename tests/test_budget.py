@@ -524,6 +524,59 @@ def test_headers_give_the_budget(headers: dict[str, str]) -> None:
     assert budget.room() == 0
 
 
+def hundred_a_minute() -> RateLimit:
+    """Return a sliding window of 100 a minute, announced in X-RateLimit-*."""
+    return RateLimit("sliding_window", 100, 60.0, headers="x-ratelimit")
+
+
+def share_a_window(
+    clock: FakeClock, limit: RateLimit, others: int, every: int, seconds: int
+) -> list[float]:
+    """Send one request every `every` s beside another client's `others` a minute.
+
+    Return the rate a new budget planned with after each second.
+    """
+    budget = RequestBudget(clock)
+    planned = []
+    for second in range(seconds):
+        if second % 3 == 0:
+            for _ in range(others // 20):
+                limit.admit(clock.now)
+        if second % every == 0:
+            budget.check()
+            admitted, headers = limit.admit(clock.now)
+            budget.record(200 if admitted else 429, headers)
+        planned.append(budget.sustained() or 0.0)
+        clock.advance(1)
+    return planned
+
+
+@pytest.mark.parametrize(
+    ("others", "every", "left"), [(40, 2, 60), (80, 6, 50)], ids=["40", "80"]
+)
+def test_another_clients_use_of_an_announced_window_is_left_to_it(
+    others: int, every: int, left: int
+) -> None:
+    """A second installation uses 40 of 100 a minute: this one plans with the 60 left.
+
+    With 80 used, this one keeps half. Told apart after a window of this
+    run: the rate planned is the whole limit's until then.
+    """
+    planned = share_a_window(FakeClock(), hundred_a_minute(), others, every, 180)
+    assert planned[50] == pytest.approx(100 / 60 * 0.98)
+    assert planned[-1] == pytest.approx(left / 60 * 0.98, rel=0.05)
+
+
+def test_the_run_before_a_reload_is_not_another_client() -> None:
+    """The window still holds 50 requests of the run before: they leave it, the limit stays whole."""
+    clock, limit = FakeClock(), hundred_a_minute()
+    for _ in range(50):
+        limit.admit(clock.now)
+    clock.advance(10)
+    planned = share_a_window(clock, limit, 0, 2, 180)
+    assert min(planned[1:]) >= 100 / 60 * 0.98 - 1e-9
+
+
 def test_a_limit_without_a_remainder_is_planned_at_its_rate() -> None:
     """Limit and reset alone: the long-run rate, nothing held."""
     budget = RequestBudget(FakeClock())

@@ -111,7 +111,7 @@ class Account:
         return datetime.fromtimestamp(self.now, UTC)
 
     def request(self, *, paced: bool = True) -> bool:
-        """Send one request (the caller checked the budget's wait): whether admitted."""
+        """Send one request (the caller passed it through `check`): whether admitted."""
         if self.neighbour is not None:
             period, count = self.neighbour
             while self.neighbour_at <= self.now:
@@ -145,11 +145,10 @@ class Account:
     def send_list(self) -> int | None:
         """Read the agent list's pages (100 agents a page); None when refused."""
         for _ in range(math.ceil(self.agents / 100) or 1):
-            if (
-                self.list_refused
-                or self.budget.blocked_for() > 0
-                or not self.request(paced=False)
-            ):
+            if self.list_refused or self.budget.blocked_for() > 0:
+                return None
+            self.budget.check()
+            if not self.request(paced=False):
                 return None
         return math.ceil(self.agents / 100) or 1
 
@@ -165,6 +164,9 @@ class Account:
         for first in range(0, len(agents), DEFAULT_MAX_CONCURRENCY):
             in_flight = agents[first : first + DEFAULT_MAX_CONCURRENCY]
             stop = stop or self.budget.blocked_for() > 0
+            if not stop:
+                for _ in in_flight:
+                    self.budget.check()  # as the client does before each
             results = [None if stop else self.request() for _ in in_flight]
             for agent_id, result in zip(in_flight, results, strict=True):
                 answered[agent_id] = bool(result)

@@ -73,6 +73,8 @@ def _request_budget(scheduler: Scheduler) -> dict[str, Any]:
         "requests_per_hour": per_hour,
         "window_s": budget.window,
         "remaining": budget.remaining,
+        # What other clients of the account use of an announced limit.
+        "other_clients_per_hour": round(budget.others_rate * 3600),
         "blocked_for_s": round(budget.blocked_for(), 1),
         "requests_sent": budget.sent,
         "requests_rate_limited": budget.rate_limited,

@@ -11,6 +11,8 @@ the client (token, agent list, status) passes `check` before it is sent and
   limit its headers announce (`X-RateLimit-*`, the IETF `RateLimit` and
   `RateLimit-Policy` fields, or `RateLimit-Limit/-Remaining/-Reset`), or an
   estimate from the requests accepted between 429s; each just under it;
+  with headers, what other clients of the account use of the announced
+  window is left to them, up to half of it;
 - an estimate is probed upwards while in use, each step twice the last, until
   a 429 corrects it: one that is too low does not last;
 - what was learned (`learned`) survives a reload or restart (`restore`): the
@@ -22,6 +24,7 @@ docs/how-it-works.md ("The request budget"), and at each rule below. The
 budget decides nothing about what to read: the caller plans with `pace`.
 """
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 import math
@@ -87,6 +90,11 @@ class RequestBudget:
         self.window: float | None = None
         self.remaining: int | None = None
         self.reset_at: float | None = None
+        # With headers: when this run sent its requests of the last window,
+        # and what other clients of the account use of it (per second).
+        self._own: deque[float] = deque()
+        self._own_since: float | None = None
+        self.others_rate = 0.0
         self._accepted = 0
         self._counting_since: float | None = None
         # How far the probe raised the rate, since when it is at that level,
@@ -125,10 +133,18 @@ class RequestBudget:
 
     def check(self) -> None:
         """Raise, sending nothing, while the API asked to wait."""
-        if (wait := self.blocked_until - self._clock()) > 0:
+        now = self._clock()
+        if (wait := self.blocked_until - now) > 0:
             raise TelzinoRateLimitedError(
                 f"Held back: the API asked to wait {math.ceil(wait)} s more", wait
             )
+        if self.source == "headers":
+            # Counted when sent: the API counts a request in flight too.
+            self._own.append(now)
+            while self._own[0] <= now - (self.window or 1.0):
+                self._own.popleft()
+            if self._own_since is None:
+                self._own_since = now
 
     def blocked_for(self) -> float:
         """Seconds until requests may be sent again (0 when they may now)."""
@@ -301,7 +317,7 @@ class RequestBudget:
         if self.limit_rate is None:
             return None
         if self.source == "headers":
-            return self.limit_rate * HEADER_MARGIN
+            return (self.limit_rate - self.others_rate) * HEADER_MARGIN
         return self.limit_rate * ESTIMATE_MARGIN * self._probe
 
     def learned(self) -> dict[str, Any]:
@@ -535,6 +551,17 @@ class RequestBudget:
         self.limit_rate, self.source = limit / window, "headers"
         self.remaining = None if remaining is None else int(remaining)
         self.reset_at = now + reset
+        if (
+            self.remaining is not None
+            and self._own_since is not None
+            and now - self._own_since >= window
+        ):
+            # What the window holds beyond this run's requests is another
+            # client's (a second installation, a script): it is left to it,
+            # up to half. Only after a window of this run: before, the window
+            # may hold what the run before a reload or restart sent.
+            others = limit - self.remaining - len(self._own)
+            self.others_rate = min(max(others, 0.0), limit / 2) / window
         return True
 
 
