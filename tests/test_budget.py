@@ -567,6 +567,34 @@ def test_another_clients_use_of_an_announced_window_is_left_to_it(
     assert planned[-1] == pytest.approx(left / 60 * 0.98, rel=0.05)
 
 
+def test_requests_refused_are_not_this_clients_share() -> None:
+    """Another client used 4 of 6 a minute; of this one's 4 in flight, 2 are refused.
+
+    The window holds 2 of this one's: 4 are the other's (capped at half).
+    """
+    clock = FakeClock()
+    budget = RequestBudget(clock)
+
+    def answer(status: int, remaining: int) -> None:
+        budget.record(
+            status,
+            {
+                "X-RateLimit-Limit": "6",
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": "60",
+            },
+        )
+
+    answer(200, 5)
+    budget.check()
+    clock.advance(61)
+    for _ in range(4):
+        budget.check()
+    for status, remaining in ((200, 1), (200, 0), (429, 0), (429, 0)):
+        answer(status, remaining)
+    assert budget.sustained() == pytest.approx((6 - 3) / 60 * 0.98)
+
+
 def test_the_run_before_a_reload_is_not_another_client() -> None:
     """The window still holds 50 requests of the run before: they leave it, the limit stays whole."""
     clock, limit = FakeClock(), hundred_a_minute()

@@ -168,6 +168,9 @@ class RequestBudget:
         """
         now = self._clock()
         self.sent += 1
+        if status == 429 and self._own:
+            # Refused: not in the API's window (as far as it counts those).
+            self._own.pop()
         if not learn:
             self._unpaced_at = now
         self._raise_probe(now)
