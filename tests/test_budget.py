@@ -400,12 +400,14 @@ def test_a_429_on_a_request_not_sent_at_the_pace_holds_but_teaches_nothing(
     assert budget.limit_rate == pytest.approx(learned_after)
 
 
-def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:
-    """A window that refuses for a while, then takes 10: 10 in 40 s, not in 10 s.
+def test_a_window_found_refilled_starts_the_sample_at_its_first_request() -> None:
+    """A window that refuses for a while, then takes 10 in 10 s: 1 a second is learned.
 
-    The waits chosen here end in refusals (nothing accepted): the API's
-    window refilled between the last refusal and the first request it
-    accepted, 60 s later, taken as halfway; the next lesson spans the rest.
+    The waits chosen here end in refusals (nothing accepted), and the window
+    refilled at some moment in the 60 s before the first request it accepted.
+    Counting from earlier (halfway: 10 in 40 s) would teach a quarter of
+    what the API just accepted, and a rate too low lasts: the probe raises it
+    by 1 % after 10 minutes. Too high, the next 429 corrects it.
     """
     clock, budget, _ = learned_from_20_in_30_s()
     clock.advance(10)
@@ -415,7 +417,7 @@ def test_refusals_with_nothing_accepted_stay_in_the_sample() -> None:
     clock.advance(60)
     spend(budget, clock, 10, 1.0)
     budget.record(429, {})
-    assert budget.limit_rate == pytest.approx(10 / 40)
+    assert budget.limit_rate == pytest.approx(10 / 10)
 
 
 def spent_then_refused(budget: RequestBudget, clock: FakeClock, accepted: int) -> None:

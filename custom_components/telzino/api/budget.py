@@ -179,10 +179,10 @@ class RequestBudget:
         announced = self._read_headers(headers, now)
         if status != 429:
             if not self._accepted and self._refused_at is not None:
-                # The window refilled between the last refusal and now: say
-                # halfway (a wait chosen here overshoots it, by up to half).
-                refilled = (self._refused_at + now) / 2
-                self._counting_since = max(self._counting_since or now, refilled)
+                # The window refilled at some moment since the last refusal:
+                # the sample starts with the first request it accepts. Taken
+                # from earlier, it would teach less than the API now accepts.
+                self._counting_since = max(self._counting_since, now)
                 self._refilled(self._refused_at, now)
             self._refused_at = None
             self._accepted += 1
